@@ -1,0 +1,25 @@
+"""harness: pre-registered, multi-seed ablation studies of deep generative models.
+
+A hypothesis file needs only this surface::
+
+    from harness import Hypothesis, Prediction, Training
+
+    hypothesis = Hypothesis(claim=..., prediction=Prediction(...), ablate={...})
+"""
+
+from harness.errors import DeclarationError, HarnessError
+from harness.hypothesis import Hypothesis, Prediction, Training
+from harness.models.base import GenerativeModel
+from harness.registry import register_dataset, register_model
+
+__all__ = [
+    "DeclarationError",
+    "GenerativeModel",
+    "HarnessError",
+    "Hypothesis",
+    "Prediction",
+    "Training",
+    "register_dataset",
+    "register_model",
+]
+__version__ = "0.1.0"

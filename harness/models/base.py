@@ -1,0 +1,53 @@
+"""The model contract every family implements (built-in or user-registered).
+
+A model is an ``nn.Module`` with a ``Config`` dataclass (every field a grid may set), a
+``metrics`` tuple naming what :meth:`evaluate` reports, and four methods. Randomness enters
+only through the explicit ``noise`` dicts the engine draws from each seed's own generator:
+that is what makes a seed's result identical whether it trains alone or stacked with 63 others
+(the engine runs ``vmap(..., randomness="error")``, so a model that draws its own random
+numbers fails loudly instead of silently coupling seeds).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class GenerativeModel(nn.Module):
+    Config: type  # dataclass of hyper-parameters; every field may be a grid factor
+    metrics: tuple[str, ...] = ()  # names evaluate() returns, all "lower is better" unless noted
+    name: str = ""  # set by @register_model
+
+    def __init__(self, config: Any, shape: tuple[int, ...], levels: int | None):
+        super().__init__()
+        self.config = config
+        self.shape = tuple(shape)
+        self.dim = math.prod(self.shape)
+        self.levels = levels
+
+    # -- randomness -------------------------------------------------------------------------
+    def noise(self, method: str, n: int, k: int, generator: torch.Generator, device: torch.device) -> dict:
+        """Draw the random inputs of ``method`` for ``n`` examples (``k`` importance samples)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement noise()")
+
+    # -- the three things a model does ------------------------------------------------------
+    def loss(self, x: torch.Tensor, noise: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Training objective on a minibatch ``x`` [B, D]: (scalar to minimise, logged terms)."""
+        raise NotImplementedError
+
+    def evaluate(self, x: torch.Tensor, noise: dict) -> dict[str, torch.Tensor]:
+        """Per-example test metrics [n] for every name in ``metrics``."""
+        raise NotImplementedError
+
+    def sample(self, noise: dict) -> torch.Tensor:
+        """Samples [n, D] on [0, 1] (for the sample grid and sample-quality metrics)."""
+        raise NotImplementedError
+
+    def forward(self, *args: Any, method: str = "loss") -> Any:
+        # torch.func.functional_call can only call forward; dispatch lets one stacked
+        # parameter set serve loss, evaluate and sample alike.
+        return getattr(self, method)(*args)

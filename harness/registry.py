@@ -1,0 +1,63 @@
+"""Registries of models and datasets, filled by decorators.
+
+Built-in models register themselves when :mod:`harness.models` is imported; a user registers a
+model from a hypothesis file (or a module beside it) with ``@register_model("name")``, so no
+file under ``harness/`` needs editing to test a new idea.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+MODELS: dict[str, type] = {}
+DATASETS: dict[str, Callable] = {}
+
+
+def register_model(name: str) -> Callable[[type[T]], type[T]]:
+    """Register a model class under ``name``.
+
+    The class must subclass :class:`harness.models.GenerativeModel` and carry a ``Config``
+    dataclass and a ``metrics`` tuple. Example::
+
+        @register_model("tiny_vae")
+        class TinyVAE(GenerativeModel):
+            ...
+    """
+
+    def deco(cls: type[T]) -> type[T]:
+        from harness.models.base import GenerativeModel
+
+        if not (isinstance(cls, type) and issubclass(cls, GenerativeModel)):
+            raise TypeError(f"@register_model({name!r}) needs a GenerativeModel subclass, got {cls!r}")
+        if not dataclasses.is_dataclass(getattr(cls, "Config", None)):
+            raise TypeError(f"model {name!r}: {cls.__name__}.Config must be a dataclass")
+        if not getattr(cls, "metrics", None):
+            raise TypeError(f"model {name!r}: {cls.__name__}.metrics must name the metrics it reports")
+        cls.name = name
+        MODELS[name] = cls
+        return cls
+
+    return deco
+
+
+def register_dataset(name: str) -> Callable[[Callable], Callable]:
+    """Register a dataset loader ``fn(root=None) -> harness.data.Dataset`` under ``name``."""
+
+    def deco(fn: Callable) -> Callable:
+        DATASETS[name] = fn
+        return fn
+
+    return deco
+
+
+def get_model(name: str) -> type:
+    _load_builtins()
+    return MODELS[name]
+
+
+def _load_builtins() -> None:
+    import harness.data  # noqa: F401  (registers datasets)
+    import harness.models  # noqa: F401  (registers models)
