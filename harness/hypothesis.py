@@ -250,12 +250,21 @@ class Hypothesis:
                 except DeclarationError:
                     raise
                 except (TypeError, ValueError) as exc:
-                    raise DeclarationError(
-                        f"model config ({self.model})", model_kw, str(exc), what="invalid model config"
-                    ) from None
+                    raise self._config_error(model_cls, model_kw, exc) from None
                 training = dataclasses.replace(self.training, **train_kw)
                 out.append(Variant(_level_id(level), stratum, config, training))
         return out
+
+    def _config_error(self, model_cls: type, model_kw: dict, exc: Exception) -> DeclarationError:
+        """Name the field (and where it was set) behind an invalid model config."""
+        for name, value in model_kw.items():
+            try:
+                model_cls.Config(**{name: value})
+            except (TypeError, ValueError) as one:
+                where = next(w for w, m in (("fixed", self.fixed), ("ablate", self.ablate),
+                                            ("strata", self.strata)) if name in m)
+                return DeclarationError(f"{where}.{name}", value, str(one), what="invalid model config value")
+        return DeclarationError(f"model config ({self.model})", model_kw, str(exc), what="invalid model config")
 
     # ----------------------------------------------------------------- identity
     def canonical(self) -> dict:

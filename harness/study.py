@@ -1,0 +1,379 @@
+"""The study: registration, the job list (variant x seed block), claims, resume, the run loop.
+
+A run is identified by its content key (version hash, variant, stratum, seed). Before training,
+the job list subtracts every cell that already ended (FINISHED, or FAILED because it diverged:
+a divergence is a result, not a crash). A run left RUNNING by a killed process is marked KILLED
+and trained again. Claims are ``flock`` locks, one per cell, held while the cell trains: the
+kernel releases them when a process dies (even by SIGKILL), so there are no stale claims, and a
+second ``harness run`` of the same study skips the cells another process holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import io
+import os
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from harness.collect import Collected, collect
+from harness.errors import HarnessError, StoreError
+from harness.hypothesis import Variant, diff_declarations
+
+FINISHED_STATUSES = ("FINISHED", "FAILED")
+
+
+@dataclass
+class Job:
+    """One variant for a block of seeds: the unit the engine trains as one stacked model."""
+
+    variant: Variant
+    seeds: list[int]
+
+
+@dataclass
+class RunSummary:
+    trained: int = 0
+    finished: int = 0
+    diverged: int = 0
+    skipped_claimed: int = 0
+    already_done: int = 0
+    planned: int = 0
+    seconds: float = 0.0
+    messages: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------- provenance
+def provenance(device: str | None = None) -> dict:
+    import torch
+
+    import harness
+
+    commit, dirty = "unknown", "unknown"
+    try:
+        here = Path(__file__).resolve().parent.parent
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip() or "unknown"
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+        dirty = "true" if status.stdout.strip() else "false"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    out = {
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "harness_version": harness.__version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "host": platform.node(),
+    }
+    if device is not None:
+        out["device"] = device
+    return out
+
+
+# ---------------------------------------------------------------------- registration
+def register(col: Collected, store, *, new_version: bool = False):
+    """Register ``col`` in ``store``. Returns (registration, created: bool).
+
+    Unchanged declaration -> the existing record, ``created=False``. Changed declaration ->
+    StoreError listing the changes unless ``new_version``; versions never share results.
+    """
+    with _lock(store.root / "claims" / f"register-{col.id}.lock"):
+        return _register(col, store, new_version)
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """A blocking flock: serialises registration of one hypothesis across processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _register(col: Collected, store, new_version: bool):
+    hyp = col.hypothesis
+    version = hyp.version
+    regs = store.registrations(col.id)
+    for reg in regs:
+        if reg.version == version:
+            return reg, False
+    if regs and not new_version:
+        latest = regs[-1]
+        changes = "\n".join(f"    {line}" for line in diff_declarations(latest.declaration, hyp.canonical()))
+        raise StoreError(
+            f"{col.path}: the declaration changed since version {latest.number} ({latest.version}) "
+            f"was registered at {latest.registered_at}:\n{changes}\n"
+            "  hint: a changed declaration is a new study; pass --new-version to register it as "
+            f"version {latest.number + 1} (its results never mix with version {latest.number}'s)"
+        )
+    reg = store.register(col.id, hyp.canonical(), version, col.source, provenance())
+    return reg, True
+
+
+def current_registration(col: Collected, store):
+    """The registration matching the file's current declaration, or None."""
+    return next((r for r in store.registrations(col.id) if r.version == col.hypothesis.version), None)
+
+
+# ---------------------------------------------------------------------- job list
+def cell_status(store, hyp_id: str, version: str) -> dict[tuple[str, str, int], list]:
+    """(level, stratum, seed) -> its runs; one pass over the store (no per-cell queries)."""
+    out: dict[tuple[str, str, int], list] = {}
+    for r in store.cell_runs(hyp_id, version):
+        t = r.data.tags
+        out.setdefault((t["harness.variant"], t["harness.stratum"], int(t["harness.seed"])), []).append(r)
+    return out
+
+
+def plan(col: Collected, store, version: str, n_seeds: int | None = None, block_size: int = 8):
+    """(jobs still to train, number of cells already done)."""
+    hyp = col.hypothesis
+    n_seeds = hyp.seeds if n_seeds is None else n_seeds
+    status = cell_status(store, col.id, version)
+    jobs, done = [], 0
+    for v in hyp.variants:
+        todo = []
+        for s in range(n_seeds):
+            runs = status.get((v.level, v.stratum, s), [])
+            if any(r.info.status in FINISHED_STATUSES for r in runs):
+                done += 1
+            else:
+                todo.append(s)
+        for i in range(0, len(todo), block_size):
+            jobs.append(Job(v, todo[i : i + block_size]))
+    return jobs, done
+
+
+# ---------------------------------------------------------------------- claims
+@contextlib.contextmanager
+def claim(root: Path, version: str, variant: Variant, seeds: list[int]) -> Iterator[list[int]]:
+    """Hold flock claims on the cells of ``seeds``; yields the seeds this process got."""
+    d = root / "claims" / version
+    d.mkdir(parents=True, exist_ok=True)
+    held, fds = [], []
+    safe = "".join(ch if ch.isalnum() or ch in "-_=." else "_" for ch in variant.id)
+    try:
+        for s in seeds:
+            fd = os.open(d / f"{safe}.seed{s}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid={os.getpid()} host={platform.node()}\n".encode())
+            fds.append(fd)
+            held.append(s)
+        yield held
+    finally:
+        for fd in fds:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+# ---------------------------------------------------------------------- one job
+def execute(
+    col: Collected,
+    store,
+    reg,
+    job: Job,
+    device: str = "auto",
+    progress: Callable[[float], None] | None = None,
+) -> dict:
+    """Claim, train and log one job. Returns counts: trained, finished, diverged, claimed."""
+    from harness import data, engine
+    from harness.registry import MODELS
+
+    hyp = col.hypothesis
+    counts = {"trained": 0, "finished": 0, "diverged": 0, "claimed": 0, "done": 0}
+    with claim(store.root, reg.version, job.variant, job.seeds) as held:
+        counts["claimed"] = len(job.seeds) - len(held)
+        # Re-read after claiming: another process may have finished these cells meanwhile.
+        status = cell_status(store, col.id, reg.version)
+        seeds = []
+        for s in held:
+            runs = status.get((job.variant.level, job.variant.stratum, s), [])
+            if any(r.info.status in FINISHED_STATUSES for r in runs):
+                counts["done"] += 1
+                continue
+            for r in runs:  # RUNNING under our claim: its process died
+                if r.info.status == "RUNNING":
+                    store.kill(r.info.run_id)
+            seeds.append(s)
+        if not seeds:
+            return counts
+        dev = engine.pick_device(device)
+        ds = data.load(hyp.dataset)
+        model_cls = MODELS[hyp.model]
+        params = {
+            "model": hyp.model,
+            "dataset": hyp.dataset,
+            **{k: v for k, v in dataclasses.asdict(job.variant.model_config).items()},
+            **{f"training.{k}": v for k, v in dataclasses.asdict(job.variant.training).items()},
+        }
+        tags = {**provenance(str(dev)), "block_size": len(seeds)}
+        run_ids = {s: store.start_cell(reg, col.id, job.variant, s, params, tags) for s in seeds}
+        cb = None
+        if progress is not None:
+            cb = lambda step, total: progress(len(seeds) * step / total)  # noqa: E731
+        results = engine.train_block(
+            model_cls, job.variant.model_config, job.variant.training, ds, seeds, dev, progress=cb
+        )
+        for res in results:
+            png = sample_grid_png(res.samples, ds.shape) if res.samples is not None else None
+            store.finish_cell(run_ids[res.seed], res, png)
+            counts["trained"] += 1
+            counts["finished" if res.status == "FINISHED" else "diverged"] += 1
+    return counts
+
+
+def sample_grid_png(samples, shape: tuple[int, ...]) -> bytes:
+    """A PNG grid of samples: images for 2-D/3-D shapes, a scatter for 2-D points, else lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    n = samples.shape[0]
+    if len(shape) >= 2:
+        side = int(np.ceil(np.sqrt(n)))
+        imgs = samples.reshape(n, *shape)
+        if len(shape) == 3:  # C, H, W -> H, W, C
+            imgs = imgs.transpose(0, 2, 3, 1)
+        h, w = imgs.shape[1], imgs.shape[2]
+        canvas = np.ones((side * (h + 1), side * (w + 1)) + imgs.shape[3:], dtype=np.float32)
+        for i in range(n):
+            r, c = divmod(i, side)
+            canvas[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = imgs[i]
+        fig, ax = plt.subplots(figsize=(3, 3), dpi=100)
+        ax.imshow(canvas, cmap="gray_r" if len(shape) == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+        ax.axis("off")
+    elif shape == (2,):
+        fig, ax = plt.subplots(figsize=(3, 3), dpi=100)
+        ax.scatter(samples[:, 0], samples[:, 1], s=2)
+    else:
+        fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
+        for row in samples[:16]:
+            ax.plot(row.reshape(-1), lw=0.8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------- the run loop
+def _worker(path: str, store_uri: str, reg, job: Job, device: str, threads: int) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    from harness.tracking import Store
+
+    return execute(collect(path), Store(store_uri), reg, job, device)
+
+
+def check_seeds(col: Collected, n_seeds: int | None) -> None:
+    """``--seeds N`` may run a prefix of the pre-registered seeds, never more."""
+    hyp = col.hypothesis
+    if n_seeds is not None and n_seeds > hyp.seeds:
+        raise HarnessError(
+            f"--seeds {n_seeds}: the declaration pre-registers seeds={hyp.seeds}\n"
+            f"  hint: to run more seeds, change `seeds=` in {col.path} and run with --new-version"
+        )
+    if n_seeds is not None and n_seeds < 2:
+        raise HarnessError(f"--seeds {n_seeds}: a paired comparison needs at least 2 seeds")
+
+
+def run_study(
+    col: Collected,
+    store,
+    reg,
+    *,
+    n_seeds: int | None = None,
+    device: str = "auto",
+    workers: int = 1,
+    block_size: int = 8,
+    on_progress: Callable[[float, int], None] | None = None,
+) -> RunSummary:
+    """Train every (variant, seed) of ``reg``'s version not yet done.
+
+    ``on_progress(done_runs, total_runs)`` is called as runs progress (fractional within a block
+    when training in-process).
+    """
+    import time
+
+    hyp = col.hypothesis
+    check_seeds(col, n_seeds)
+    if workers < 1:
+        raise HarnessError(f"--workers {workers}: expected a positive integer")
+    t0 = time.perf_counter()
+    jobs, done = plan(col, store, reg.version, n_seeds, block_size)
+    total = len(hyp.variants) * (n_seeds or hyp.seeds)
+    summary = RunSummary(already_done=done, planned=total)
+    completed = float(done)
+    if on_progress:
+        on_progress(completed, total)
+
+    def absorb(c: dict) -> None:
+        nonlocal completed
+        summary.trained += c["trained"]
+        summary.finished += c["finished"]
+        summary.diverged += c["diverged"]
+        summary.skipped_claimed += c["claimed"]
+        summary.already_done += c["done"]
+
+    if workers == 1:
+        for job in jobs:
+            base = completed
+
+            def prog(x: float, base: float = base) -> None:
+                if on_progress:
+                    on_progress(base + x, total)
+
+            absorb(execute(col, store, reg, job, device, progress=prog))
+            completed = base + len(job.seeds)
+            if on_progress:
+                on_progress(completed, total)
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futs = {
+                pool.submit(_worker, str(col.path), store.uri, reg, job, device, threads): job for job in jobs
+            }
+            for fut in as_completed(futs):
+                absorb(fut.result())
+                completed += len(futs[fut].seeds)
+                if on_progress:
+                    on_progress(completed, total)
+    summary.seconds = time.perf_counter() - t0
+    if summary.skipped_claimed:
+        summary.messages.append(
+            f"{summary.skipped_claimed} runs are being trained by another `harness run` of this study "
+            "(claimed); they were skipped here. Run again when it ends to confirm all runs finished."
+        )
+    return summary
+
+
+def progress_counts(store, col_id: str, version: str, n_planned: int) -> tuple[int, int]:
+    """(cells done, planned) for one version."""
+    status = cell_status(store, col_id, version)
+    done = sum(1 for runs in status.values() if any(r.info.status in FINISHED_STATUSES for r in runs))
+    return done, n_planned
+
