@@ -55,7 +55,7 @@ COMPARISON_COLUMNS = [
     "n_both_failed", "n_unpaired", "effect", "relative_effect", "ci_low", "ci_high", "p_value",
     "p_adjusted", "p_nonsup", "p_nonsup_adjusted", "prob_better", "prob_better_ci_low",
     "prob_better_ci_high", "outcome", "negligible", "power", "seeds_for_80_power", "estimator",
-    "mean_difference", "sd_difference", "effect_finished_pairs", "control_mean", "exact",
+    "mean_difference", "sd_difference", "effect_finished_pairs", "control_mean", "monte_carlo",
     "n_resamples",
 ]
 
@@ -198,33 +198,34 @@ def decision_rules(prediction: Any, family_size: int = 1) -> str:
     )
     correction = "Holm (family-wise error)" if p.correction == "holm" else (
         "Benjamini-Hochberg (false discovery rate)")
-    return "\n".join([
-        f"Decision rules (alpha = {p.alpha:g} one-sided, smallest effect of interest E = "
-        f"{p.effect:g} {p.metric}, {p.test} test, {p.correction} correction, failed runs: "
-        f"{p.failed}).",
-        f"1. Pairs: runs are paired by seed within a stratum; d = {d_def} per pair, so d > 0 "
-        "means the treatment did better.",
+    lines = [
+        (f"Decision rules (alpha = {p.alpha:g} one-sided, smallest effect of interest E = "
+         f"{p.effect:g} {p.metric}, {p.test} test, {p.correction} correction, failed runs: "
+         f"{p.failed})."),
+        (f"1. Pairs: runs are paired by seed within a stratum; d = {d_def} per pair, so d > 0 "
+         "means the treatment did better."),
         f"2. Failed runs: {failed}.",
-        f"3. Effect: {est}; every interval is two-sided at {conf} (1 - 2 alpha), so each side is "
-        "a one-sided bound at alpha.",
-        "4. Tests: superiority p tests H0: improvement <= 0 against H1: improvement > 0; "
-        "non-superiority p applies the same test to d - E, H0: improvement >= E against "
-        "H1: improvement < E.",
-        f"5. Multiplicity: the family is every treatment level vs the control in every stratum "
-        f"(m = {family_size}); the superiority p-values and, separately, the non-superiority "
-        f"p-values are adjusted across it by {correction}.",
-        "6. Comparison: refuted if the adjusted non-superiority p <= alpha (the improvement is "
-        "below E, including a significant effect in the wrong direction); otherwise supported "
-        "if the adjusted superiority p <= alpha; otherwise inconclusive. A comparison with "
-        "adjusted superiority p <= alpha whose interval reaches below E is flagged negligible: "
-        "significant but possibly smaller than the smallest effect of interest (a supported "
-        "comparison keeps its outcome; the flag qualifies it).",
-        "7. Overall: supported if every comparison in the family is supported; refuted if any "
-        "comparison is refuted; inconclusive otherwise.",
-        "8. Power: of the one-sided paired t-test at E, from the observed SD of d and the number "
-        f"of pairs, at alpha / m = {p.alpha / max(family_size, 1):.4g}; seeds for 80% power "
-        "likewise.",
-    ])
+        (f"3. Effect: {est}; every interval is two-sided at {conf} (1 - 2 alpha), so each side "
+         "is a one-sided bound at alpha."),
+        ("4. Tests: superiority p tests H0: improvement <= 0 against H1: improvement > 0; "
+         "non-superiority p applies the same test to d - E, H0: improvement >= E against "
+         "H1: improvement < E."),
+        (f"5. Multiplicity: the family is every treatment level vs the control in every stratum "
+         f"(m = {family_size}); the superiority p-values and, separately, the non-superiority "
+         f"p-values are adjusted across it by {correction}."),
+        ("6. Comparison: refuted if the adjusted non-superiority p <= alpha (the improvement is "
+         "below E, including a significant effect in the wrong direction); otherwise supported "
+         "if the adjusted superiority p <= alpha; otherwise inconclusive. A comparison with "
+         "adjusted superiority p <= alpha whose interval reaches below E is flagged negligible: "
+         "significant but possibly smaller than the smallest effect of interest (a supported "
+         "comparison keeps its outcome; the flag qualifies it)."),
+        ("7. Overall: supported if every comparison in the family is supported; refuted if any "
+         "comparison is refuted; inconclusive otherwise."),
+        ("8. Power: of the one-sided paired t-test at E, from the observed SD of d and the "
+         f"number of pairs, at alpha / m = {p.alpha / max(family_size, 1):.4g}; seeds for 80% "
+         "power likewise."),
+    ]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- decide
@@ -257,11 +258,12 @@ def decide(
     ('supported', 1.02)
     """
     pred = _check_prediction(prediction)
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise ValueError(f"seed must be an integer (it seeds numpy.random.default_rng); got {seed!r}")
-    for name, v in (("n_permutations", n_permutations), ("n_bootstrap", n_bootstrap)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name} must be a positive integer; got {v!r}")
+    for name, v, low in (("seed", seed, 0), ("n_permutations", n_permutations, 1),
+                         ("n_bootstrap", n_bootstrap, 1)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise TypeError(f"{name} must be an integer; got {v!r}")
+        if v < low:
+            raise ValueError(f"{name} must be >= {low}; got {v!r}")
     runs = _tidy(frame)
     variants = list(dict.fromkeys(runs["variant"]))
     if len(variants) < 2:
@@ -395,7 +397,7 @@ def _compare(stratum, control, treatment, ctrl, trt, pred, m, rng, n_permutation
     finite_mean = math.isfinite(control_mean) and control_mean != 0
     relative = res.estimate / abs(control_mean) if finite_mean else math.nan
     alpha_m = alpha / m
-    if pred.test in ("permutation", "wilcoxon") and n and res.exact and 2.0 ** -n > alpha_m:
+    if pred.test in ("permutation", "wilcoxon") and n and not res.monte_carlo and 2.0 ** -n > alpha_m:
         notes.append(
             f"{where}: with {n} pairs the smallest possible {pred.test} p-value is "
             f"{2.0 ** -n:.4g} > alpha/m = {alpha_m:.4g}; this comparison cannot reach "
@@ -403,7 +405,7 @@ def _compare(stratum, control, treatment, ctrl, trt, pred, m, rng, n_permutation
     if n >= 2 and sd == 0:
         notes.append(f"{where}: every paired difference is identical (zero variance); check that "
                      "seeds really vary initialisation, data order and noise.")
-    if not res.exact:
+    if res.monte_carlo:
         notes.append(f"{where}: {n} pairs, so the sign-flip test used {n_permutations} random "
                      "sign patterns (Monte Carlo) instead of all 2^n.")
     return {
@@ -431,7 +433,7 @@ def _compare(stratum, control, treatment, ctrl, trt, pred, m, rng, n_permutation
         "sd_difference": sd,
         "effect_finished_pairs": float(d_finished.mean()) if d_finished.size else math.nan,
         "control_mean": control_mean,
-        "exact": bool(res.exact),
+        "monte_carlo": bool(res.monte_carlo),
         "n_resamples": int(res.n_resamples),
     }
 
@@ -440,14 +442,16 @@ def _compare(stratum, control, treatment, ctrl, trt, pred, m, rng, n_permutation
 def _check_prediction(p: Any) -> Any:
     for name, allowed in _PREDICTION_FIELDS.items():
         if not hasattr(p, name):
-            raise ValueError(
+            raise TypeError(
                 f"prediction has no attribute {name!r}; received {type(p).__name__}. Fix: pass "
                 "the harness.Prediction that the hypothesis file declares."
             )
         v = getattr(p, name)
         if allowed is not None and v not in allowed:
             raise ValueError(f"prediction.{name} = {v!r}; expected one of {list(allowed)}")
-    ok_num = lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)  # noqa: E731
+    def ok_num(v: object) -> bool:
+        return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
     if not ok_num(p.effect) or not math.isfinite(p.effect) or p.effect < 0:
         raise ValueError(f"prediction.effect = {p.effect!r}; expected a finite number >= 0 "
                          "(the smallest effect of interest, in metric units)")
@@ -534,8 +538,8 @@ def _failure_table(runs, strata, variants, imputed, pred) -> pd.DataFrame:
             rows.append({
                 "stratum": s,
                 "variant": v,
-                "n_runs": int(len(sub)),
-                "n_failed": int(len(failed)),
+                "n_runs": len(sub),
+                "n_failed": len(failed),
                 "failed_seeds": ",".join(str(x) for x in sorted(failed)),
                 "imputed_value": imputed[s] if pred.failed == "worst" and failed else math.nan,
             })
@@ -555,7 +559,7 @@ def _iqm_table(runs, strata, variants, alpha, rng, n_bootstrap) -> pd.DataFrame:
             else:
                 low = high = centre = mean = median = math.nan
             rows.append({
-                "stratum": s, "variant": v, "n_runs": int(len(sub)),
+                "stratum": s, "variant": v, "n_runs": len(sub),
                 "n_failed": int(sub["failed"].sum()), "n_analysed": int(x.size), "iqm": centre,
                 "iqm_ci_low": low, "iqm_ci_high": high, "mean": mean, "median": median,
             })
@@ -580,11 +584,21 @@ def _pct(level: float) -> str:
 
 
 def _describe(row: pd.Series, pred: Any) -> str:
-    verb = "lowers" if pred.direction == "lower" else "raises"
+    better = "lower" if pred.direction == "lower" else "higher"
     where = f" in stratum {row['stratum']}" if row["stratum"] else ""
-    return (f"{row['treatment']} {verb} {pred.metric} relative to {row['control']}{where} by "
-            f"{_fmt(row['effect'])} ({_pct(1 - 2 * pred.alpha)} CI {_fmt(row['ci_low'])} to "
-            f"{_fmt(row['ci_high'])}, {row['n_pairs']} pairs)")
+    return (f"the improvement of {row['treatment']} over {row['control']}{where} in "
+            f"{pred.metric} ({better} is better) is {_fmt(row['effect'])} "
+            f"({_pct(1 - 2 * pred.alpha)} CI {_fmt(row['ci_low'])} to {_fmt(row['ci_high'])}, "
+            f"{row['n_pairs']} pairs)")
+
+
+def _failure_clause(comp: pd.DataFrame, pred: Any) -> str:
+    n_t, n_c = int(comp["n_failed_treatment"].sum()), int(comp["n_failed_control"].sum())
+    if not n_t and not n_c:
+        return ""
+    how = ("each counted as a loss worse than every finished run" if pred.failed == "worst"
+           else "their pairs excluded")
+    return f" Failed runs: {n_t} treatment and {n_c} control, {how}."
 
 
 def _explain(outcome: str, comp: pd.DataFrame, head: int, pred: Any, m: int) -> str:
@@ -610,7 +624,7 @@ def _explain(outcome: str, comp: pd.DataFrame, head: int, pred: Any, m: int) -> 
                       + (" and the estimate itself is below it." if worst["effect"] < e else "."))
         else:
             first += f" The whole interval lies at or above {e:g}."
-        return first
+        return first + _failure_clause(comp, pred)
     if outcome == "refuted":
         lead = (f"Refuted: {_describe(row, pred)}; the improvement is significantly below the "
                 f"smallest effect of interest {e:g} (one-sided non-superiority {adj}p = "
@@ -623,7 +637,7 @@ def _explain(outcome: str, comp: pd.DataFrame, head: int, pred: Any, m: int) -> 
         if m > 1:
             lead += (f" A prediction about every comparison fails when any one is refuted "
                      f"({n_sup} of {m} comparisons were supported).")
-        return lead
+        return lead + _failure_clause(comp, pred)
     power = row["power"]
     seeds = row["seeds_for_80_power"]
     tail = ""
@@ -633,7 +647,9 @@ def _explain(outcome: str, comp: pd.DataFrame, head: int, pred: Any, m: int) -> 
     if m == 1:
         return (f"Inconclusive: {_describe(row, pred)}; the improvement is neither significantly "
                 f"above 0 (p = {_fmt_p(p_sup)} > alpha = {a:g}) nor significantly below the "
-                f"smallest effect of interest {e:g} (non-superiority p = {_fmt_p(p_non)})." + tail)
+                f"smallest effect of interest {e:g} (non-superiority p = {_fmt_p(p_non)})." + tail
+                + _failure_clause(comp, pred))
     return (f"Inconclusive: {n_sup} of {m} comparisons are supported and none is refuted, and "
             f"the prediction needs all of them; the weakest: {_describe(row, pred)}, "
-            f"{pred.correction}-adjusted p = {_fmt_p(p_sup)} > alpha = {a:g}." + tail)
+            f"{pred.correction}-adjusted p = {_fmt_p(p_sup)} > alpha = {a:g}." + tail
+            + _failure_clause(comp, pred))

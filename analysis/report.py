@@ -170,7 +170,8 @@ def _verdict_sentence(v, prediction, control, levels, units, complete, done, pla
     s = (
         f"{word}: {treat} vs {control}: improvement in {prediction.metric} (predicted direction: "
         f"{prediction.direction}) = {eff}, {100 * (1 - 2 * prediction.alpha):g}% CI {ci}, "
-        f"adjusted p = {_fmt(v.p_value)}; smallest effect of interest {prediction.effect:g}{units}."
+        f"{'adjusted p' if v.family_size > 1 else 'one-sided p'} = {_fmt(v.p_value)}; "
+        f"smallest effect of interest {prediction.effect:g}{units}."
     )
     if not complete:
         s += f" INTERIM: {done} of {planned} planned runs have ended."
@@ -259,8 +260,18 @@ def _forest_plot(v, prediction, units) -> str:
     ax.axvspan(-prediction.effect, prediction.effect, color="0.9", label="|effect| < smallest effect of interest")
     ax.axvline(0, color="0.5", lw=0.8)
     ax.axvline(prediction.effect, color="tab:green", ls="--", lw=0.8, label="smallest effect of interest")
-    ax.errorbar(c["effect"], y, xerr=[c["effect"] - c["ci_low"], c["ci_high"] - c["effect"]], fmt="o",
-                color="k", capsize=3)
+    # An interval can be unbounded (too few pairs for the test to reject anything): draw it to
+    # the plot's edge and say so in the label.
+    finite = np.concatenate([c["effect"], c["ci_low"], c["ci_high"], [prediction.effect, -prediction.effect, 0]])
+    finite = finite[np.isfinite(finite)]
+    span = (finite.max() - finite.min()) or 1.0
+    lo_edge, hi_edge = finite.min() - 0.3 * span, finite.max() + 0.3 * span
+    lo = np.clip(c["ci_low"].to_numpy(float), lo_edge, None)
+    hi = np.clip(c["ci_high"].to_numpy(float), None, hi_edge)
+    ax.errorbar(c["effect"], y, xerr=[c["effect"] - lo, hi - c["effect"]], fmt="o", color="k", capsize=3)
+    ax.set_xlim(lo_edge, hi_edge)
+    labels = [lab + (" (interval unbounded)" if not (np.isfinite(a) and np.isfinite(b)) else "")
+              for lab, a, b in zip(labels, c["ci_low"], c["ci_high"])]
     ax.set_yticks(y, labels)
     ax.set_xlabel(f"improvement in {prediction.metric}{units} (positive = as predicted)")
     ax.legend(loc="lower right", fontsize=7, frameon=False)

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy import stats as _st
@@ -488,8 +488,9 @@ class PairedTest:
     confidence: float  # 1 - 2 alpha
     p_superiority: float
     p_nonsuperiority: float
-    exact: bool  # False only for the Monte Carlo sign-flip test (n > max_exact)
-    n_resamples: int  # sign patterns behind the p-values (2^n when exact); 0 for t/wilcoxon
+    monte_carlo: bool  # True only for the sign-flip test on random patterns (n > max_exact)
+    n_resamples: int  # sign patterns behind the sign-flip p-values (all 2^n, or the random
+    # ones); 0 for t and wilcoxon
 
 
 def paired_test(
@@ -524,18 +525,18 @@ def paired_test(
     conf = 1 - 2 * alpha
     if n == 0:
         est = "hodges-lehmann" if test == "wilcoxon" else "mean"
-        return PairedTest(test, 0, math.nan, est, math.nan, math.nan, conf, 1.0, 1.0, True, 0)
+        return PairedTest(test, 0, math.nan, est, math.nan, math.nan, conf, 1.0, 1.0, False, 0)
     if test == "t":
         low, high = t_interval(x, alpha)
         return PairedTest(
             test, n, float(x.mean()), "mean", low, high, conf,
-            t_pvalue(x), t_pvalue(x, null=effect, alternative="less"), True, 0,
+            t_pvalue(x), t_pvalue(x, null=effect, alternative="less"), False, 0,
         )
     if test == "wilcoxon":
         low, high = hodges_lehmann_interval(x, alpha)
         return PairedTest(
             test, n, hodges_lehmann(x), "hodges-lehmann", low, high, conf,
-            wilcoxon_pvalue(x), wilcoxon_pvalue(x, null=effect, alternative="less"), True, 0,
+            wilcoxon_pvalue(x), wilcoxon_pvalue(x, null=effect, alternative="less"), False, 0,
         )
     if n <= max_exact:
         low, high = sign_flip_interval(x, alpha, max_exact=max_exact)
@@ -543,14 +544,14 @@ def paired_test(
             test, n, float(x.mean()), "mean", low, high, conf,
             sign_flip_pvalue(x, max_exact=max_exact),
             sign_flip_pvalue(x, null=effect, alternative="less", max_exact=max_exact),
-            True, 2**n,
+            False, 2**n,
         )
     n_resamples = _check_count(n_resamples, "n_resamples")
     masks = _draw_masks(_check_rng(rng), n_resamples, n)
     low, high = _interval_from_patterns(_mask_sums(masks, x), masks.sum(axis=1), 1, alpha)
     return PairedTest(
         test, n, float(x.mean()), "mean", low, high, conf,
-        _mask_pvalue(x, masks), _mask_pvalue(effect - x, masks), False, n_resamples,
+        _mask_pvalue(x, masks), _mask_pvalue(effect - x, masks), True, n_resamples,
     )
 
 

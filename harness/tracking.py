@@ -25,8 +25,6 @@ T = "harness."  # tag prefix
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-for _name in ("mlflow", "alembic"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
 # mlflow is imported inside Store (2-3 s): `harness check` and `harness new` never pay for it.
 
 
@@ -80,6 +78,10 @@ class Store:
             db.parent.mkdir(parents=True, exist_ok=True)
         from mlflow.tracking import MlflowClient
 
+        # mlflow configures its own loggers on import; its INFO lines (schema creation, ...)
+        # are noise in a CLI.
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         self.client = MlflowClient(tracking_uri=self.uri)
         self.client.search_experiments(max_results=1)
 

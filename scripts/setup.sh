@@ -14,10 +14,12 @@ want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
-"$VPY" -m pip install -q --upgrade pip 2>&1 | grep -v -i "warning" || true
+log=.venv/setup.log
+echo "setting up .venv (log: $log) ..."
+"$VPY" -m pip install -q --upgrade pip >"$log" 2>&1 || true
 if ! "$VPY" -c "import torch" 2>/dev/null; then
-  "$VPY" -m pip install -q "torch==2.13.0" 2>&1 | grep -v -i "warning" || true
+  "$VPY" -m pip install "torch==2.13.0" >>"$log" 2>&1 || { tail -20 "$log"; exit 1; }
 fi
-"$VPY" -m pip install -q -e ".[dev]" 2>&1 | grep -v -i "warning" || true
+"$VPY" -m pip install -e ".[dev]" >>"$log" 2>&1 || { tail -20 "$log"; exit 1; }
 "$VPY" -c "import torch, mlflow, optuna, harness, analysis" 
 echo "$want" > "$stamp"
