@@ -103,10 +103,13 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
     }
     packages = {p: _version(p) for p in PACKAGES}
     store_arg = f" --store {shlex.quote(st.uri)}"
+    stem, smoke_flag = hypothesis_id, ""
+    if hypothesis_id.endswith("@smoke"):
+        stem, smoke_flag = hypothesis_id[: -len("@smoke")], " --smoke"
     reproduce = [
         f"git checkout {provenance['git commit']}",
-        f"harness run hypotheses/{hypothesis_id}.py{store_arg}",
-        f"harness report {hypothesis_id}{store_arg} --version {reg.version} --seed {seed}",
+        f"harness run hypotheses/{stem}.py{smoke_flag}{store_arg}",
+        f"harness report {stem}{smoke_flag}{store_arg} --version {reg.version} --seed {seed}",
     ]
     comparisons = verdict.comparisons.to_dict("records")
     failures = _failures(frame, levels)

@@ -145,6 +145,7 @@ def run(
     block_size: int = typer.Option(8, "--block-size", help="Seeds trained together as one stacked model."),
     store: Optional[str] = StoreOpt,
     new_version: bool = typer.Option(False, "--new-version", help="Register a changed declaration as a new version."),
+    smoke: bool = typer.Option(False, "--smoke", help="A labelled smoke run (2 seeds, tiny budget) into ID@smoke."),
 ):
     """Register if needed, then train every (variant, seed) not yet finished."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -159,7 +160,7 @@ def run(
         raise HarnessError(f"--block-size {block_size}: expected a positive integer")
     if workers < 1:
         raise HarnessError(f"--workers {workers}: expected a positive integer")
-    col = collect(target)
+    col = collect(target, smoke=smoke)
     check_seeds(col, seeds)
     dev = pick_device(device)
     st = Store(store)
@@ -190,7 +191,9 @@ def run(
         f"{summary.planned} planned",
         markup=False,
     )
-    out.print(f"next: harness report {col.id}" + (f" --store {store}" if store else ""), markup=False)
+    stem = col.path.stem
+    out.print(f"next: harness report {stem}" + (" --smoke" if smoke else "") + (f" --store {store}" if store else ""),
+              markup=False)
 
 
 @app.command(name="list")
@@ -239,11 +242,15 @@ def report(
     store: Optional[str] = StoreOpt,
     version: Optional[str] = typer.Option(None, "--version", help="Version hash (prefix); default the latest."),
     seed: int = typer.Option(0, "--seed", help="Seed of the analysis' resampling generator."),
+    smoke: bool = typer.Option(False, "--smoke", help="Report the smoke run (ID@smoke)."),
 ):
     """Analyse a study and write runs/reports/<id>/index.html and report.md."""
     from analysis.report import write_report
+    from harness.collect import SMOKE_SUFFIX
 
     hid = Path(target).stem if target.endswith(".py") else target
+    if smoke and not hid.endswith(SMOKE_SUFFIX):
+        hid += SMOKE_SUFFIX
     res = write_report(hid, store=store, version=version, seed=seed)
     out.print(res.terminal_table)
     out.print(res.verdict_line, markup=False, highlight=False)

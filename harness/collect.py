@@ -7,6 +7,7 @@ wrong and how to fix it: never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import re
 import sys
@@ -50,8 +51,11 @@ def resolve(target: str | Path) -> Path:
     return path
 
 
-def collect(target: str | Path) -> Collected:
+def collect(target: str | Path, *, smoke: bool = False) -> Collected:
     """Import one hypothesis file and return its validated declaration.
+
+    ``smoke=True`` gives the labelled smoke version: 2 seeds, a tiny training budget, its own
+    version hash and its own experiment (``<id>@smoke``), so it never mixes with the study.
 
     Example::
 
@@ -89,7 +93,22 @@ def collect(target: str | Path) -> Collected:
             f"{path}: no module-level `hypothesis = Hypothesis(...)` (found {type(hyp).__name__})\n"
             "  hint: assign your declaration to a variable named `hypothesis`; see `harness new NAME`"
         )
+    if smoke:
+        return Collected(f"{path.stem}{SMOKE_SUFFIX}", path, smoke_version(hyp), source)
     return Collected(path.stem, path, hyp, source)
+
+
+SMOKE_SUFFIX = "@smoke"
+
+
+def smoke_version(hyp: Hypothesis) -> Hypothesis:
+    """The same declaration with 2 seeds and a tiny budget, labelled as a smoke run."""
+    t = hyp.training
+    training = dataclasses.replace(
+        t, steps=min(t.steps, 30), eval_samples=min(t.eval_samples, 8), log_every=min(t.log_every, 10),
+        n_samples=min(t.n_samples, 64),
+    )
+    return dataclasses.replace(hyp, seeds=2, training=training, smoke=True)
 
 
 def discover() -> list[Path]:

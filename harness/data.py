@@ -243,14 +243,24 @@ def _swiss_roll(rng: np.random.Generator, n: int) -> np.ndarray:
     return x[:, [0, 2]] / 5.0
 
 
-def _register_toy(name: str, k: int, fn: Callable[[np.random.Generator, int], np.ndarray]) -> None:
-    @lru_cache(maxsize=None)
-    def arrays() -> tuple[np.ndarray, np.ndarray]:
-        x = fn(np.random.default_rng([SPLIT_SEED, k]), TOY_TRAIN + TOY_TEST).astype(np.float32)
-        return x[:TOY_TRAIN], x[TOY_TRAIN:]
+_TOYS: dict[str, tuple[int, Callable[[np.random.Generator, int], np.ndarray]]] = {
+    "two_moons": (1, _two_moons),
+    "eight_gaussians": (2, _eight_gaussians),
+    "checkerboard": (3, _checkerboard),
+    "swiss_roll": (4, _swiss_roll),
+}
 
+
+@lru_cache(maxsize=None)
+def _toy_arrays(name: str) -> tuple[np.ndarray, np.ndarray]:
+    k, fn = _TOYS[name]
+    x = fn(np.random.default_rng([SPLIT_SEED, k]), TOY_TRAIN + TOY_TEST).astype(np.float32)
+    return x[:TOY_TRAIN], x[TOY_TRAIN:]
+
+
+def _register_toy(name: str) -> None:
     def loader(root=None) -> Dataset:
-        tr, te = arrays()
+        tr, te = _toy_arrays(name)
         return Dataset(name, torch.from_numpy(tr), torch.from_numpy(te), (2,), None)
 
     loader.__name__ = name
@@ -259,10 +269,8 @@ def _register_toy(name: str, k: int, fn: Callable[[np.random.Generator, int], np
     _UNLABELLED.add(name)
 
 
-_register_toy("two_moons", 1, _two_moons)
-_register_toy("eight_gaussians", 2, _eight_gaussians)
-_register_toy("checkerboard", 3, _checkerboard)
-_register_toy("swiss_roll", 4, _swiss_roll)
+for _name in _TOYS:
+    _register_toy(_name)
 
 
 # =========================================================================================

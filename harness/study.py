@@ -276,13 +276,13 @@ def sample_grid_png(samples, shape: tuple[int, ...]) -> bytes:
 
 
 # ---------------------------------------------------------------------- the run loop
-def _worker(path: str, store_uri: str, reg, job: Job, device: str, threads: int) -> dict:
+def _worker(path: str, smoke: bool, store_uri: str, reg, job: Job, device: str, threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
     from harness.tracking import Store
 
-    return execute(collect(path), Store(store_uri), reg, job, device)
+    return execute(collect(path, smoke=smoke), Store(store_uri), reg, job, device)
 
 
 def check_seeds(col: Collected, n_seeds: int | None) -> None:
@@ -355,7 +355,7 @@ def run_study(
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futs = {
-                pool.submit(_worker, str(col.path), store.uri, reg, job, device, threads): job for job in jobs
+                pool.submit(_worker, str(col.path), col.hypothesis.smoke, store.uri, reg, job, device, threads): job for job in jobs
             }
             for fut in as_completed(futs):
                 absorb(fut.result())

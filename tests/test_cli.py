@@ -148,3 +148,16 @@ def test_bad_arguments_exit_2(project, cli, args, expected):
     assert r.exit_code == 2, r.output
     assert expected in r.output
     assert not (project / "runs").exists()
+
+
+def test_smoke_mode_is_labelled_and_separate(project, cli):
+    write(project / "hypotheses" / "tiny.py", tiny_hypothesis(seeds=5, steps=50))
+    r = cli("run", "tiny", "--smoke")
+    assert r.exit_code == 0 and "trained 4 runs" in r.output and "smoke" in r.output, r.output
+    assert "next: harness report tiny --smoke" in r.output
+    assert Store().registrations("tiny") == []  # the real study is untouched
+    assert Store().registrations("tiny@smoke")[0].declaration["smoke"] is True
+    r = cli("report", "tiny", "--smoke")
+    assert r.exit_code == 0, r.output
+    html = (project / "runs" / "reports" / "tiny@smoke" / "index.html").read_text()
+    assert "SMOKE RUN" in html and "not evidence" in html

@@ -58,10 +58,14 @@ def diag_normal_kl(
 ) -> torch.Tensor:
     """Elementwise KL(N(mu_q, sigma_q^2) || N(mu_p, sigma_p^2)); sum over the last axis yourself."""
     ratio = torch.exp(2 * (log_sigma_q - log_sigma_p))
-    return 0.5 * (ratio + ((mu_q - mu_p) * torch.exp(-log_sigma_p)) ** 2 - 1) - (log_sigma_q - log_sigma_p)
+    return 0.5 * (ratio + ((mu_q - mu_p) * torch.exp(-log_sigma_p)) ** 2 - 1) - (
+        log_sigma_q - log_sigma_p
+    )
 
 
-def residual_normal_kl(dmu: torch.Tensor, log_dsigma: torch.Tensor, log_sigma_p: torch.Tensor) -> torch.Tensor:
+def residual_normal_kl(
+    dmu: torch.Tensor, log_dsigma: torch.Tensor, log_sigma_p: torch.Tensor
+) -> torch.Tensor:
     """Elementwise KL(q || p) for NVAE's residual normal (Vahdat & Kautz 2020, eq. 2).
 
     p = N(mu_p, sigma_p^2), q = N(mu_p + dmu, (sigma_p * dsigma)^2): the KL depends only on the
@@ -82,7 +86,9 @@ def unit_lower_triangular(entries: torch.Tensor, d: int) -> torch.Tensor:
     """Identity plus ``entries`` [..., d(d-1)/2] below the diagonal (row-major): [..., d, d]."""
     rows, cols = torch.tril_indices(d, d, offset=-1, device=entries.device)
     flat = entries.new_zeros(*entries.shape[:-1], d * d).index_add(-1, rows * d + cols, entries)
-    return flat.view(*entries.shape[:-1], d, d) + torch.eye(d, dtype=entries.dtype, device=entries.device)
+    return flat.view(*entries.shape[:-1], d, d) + torch.eye(
+        d, dtype=entries.dtype, device=entries.device
+    )
 
 
 # -- discretised and continuous pixel likelihoods ------------------------------------------------
@@ -132,15 +138,21 @@ MIN_PIXEL_LOG_SIGMA = -7.0  # floor on a decoder's per-pixel log sigma (data on 
 def check_likelihood(likelihood: str, levels: int | None) -> None:
     """Raise ValueError when ``likelihood`` cannot model data with ``levels`` levels."""
     if likelihood not in LIKELIHOOD_CHOICES:
-        raise ValueError(f"likelihood must be one of {list(LIKELIHOOD_CHOICES)}, got {likelihood!r}")
+        raise ValueError(
+            f"likelihood must be one of {list(LIKELIHOOD_CHOICES)}, got {likelihood!r}"
+        )
     if likelihood in ("categorical", "discretized_gaussian") and not levels:
         raise ValueError(f"the {likelihood} likelihood needs discrete data (a dataset with levels)")
     if likelihood == "bernoulli" and levels not in (None, 2):
-        raise ValueError(f"the bernoulli likelihood needs binary data (2 levels), got levels={levels}")
+        raise ValueError(
+            f"the bernoulli likelihood needs binary data (2 levels), got levels={levels}"
+        )
     if likelihood == "gaussian" and levels:
         # A density on a discrete set is unbounded (sigma -> 0 on constant pixels).
-        raise ValueError("the gaussian likelihood is a density: use it on continuous data, "
-                         "or 'discretized_gaussian' on data with levels")
+        raise ValueError(
+            "the gaussian likelihood is a density: use it on continuous data, "
+            "or 'discretized_gaussian' on data with levels"
+        )
 
 
 def likelihood_width(likelihood: str, levels: int | None) -> int:
@@ -148,7 +160,9 @@ def likelihood_width(likelihood: str, levels: int | None) -> int:
     return {"categorical": levels or 0, "bernoulli": 1}.get(likelihood, 2)
 
 
-def likelihood_logp(likelihood: str, out: torch.Tensor, x: torch.Tensor, levels: int | None) -> torch.Tensor:
+def likelihood_logp(
+    likelihood: str, out: torch.Tensor, x: torch.Tensor, levels: int | None
+) -> torch.Tensor:
     """log p(x | decoder output) summed over pixels: out [..., D * width], x [..., D] -> [...]."""
     dim = x.shape[-1]
     if likelihood == "categorical":
@@ -161,7 +175,9 @@ def likelihood_logp(likelihood: str, out: torch.Tensor, x: torch.Tensor, levels:
     return normal_logpdf(x, mu, log_sigma).sum(-1)
 
 
-def likelihood_mean(likelihood: str, out: torch.Tensor, dim: int, levels: int | None) -> torch.Tensor:
+def likelihood_mean(
+    likelihood: str, out: torch.Tensor, dim: int, levels: int | None
+) -> torch.Tensor:
     """The decoder's mean image on [0, 1] (the Gaussians' mean parameter, clamped): [..., D]."""
     if likelihood == "categorical":
         return categorical_mean(out.unflatten(-1, (dim, levels)), levels)
@@ -183,7 +199,29 @@ def categorical_from_uniform(log_probs: torch.Tensor, u: torch.Tensor) -> torch.
 def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
     """Transformer-style embedding of (float) timesteps t [...] -> [..., dim] (Vaswani et al. 2017)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    freqs = torch.exp(
+        -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half
+    )
     args = t.to(torch.float32).unsqueeze(-1) * freqs
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
     return nn.functional.pad(emb, (0, dim - 2 * half))
+
+
+class TimeMLP(nn.Module):
+    """Denoiser MLP on (x_t, t) for the diffusion families: the embedding of t (a fraction of T,
+    scaled to 0..1000 like Ho et al.'s integer steps) is added to the input projection, then
+    pre-activation residual blocks."""
+
+    def __init__(self, dim: int, out: int, hidden: int, depth: int, time_dim: int):
+        super().__init__()
+        self.time_dim = time_dim
+        self.inp = nn.Linear(dim, hidden)
+        self.time = mlp([time_dim, hidden, hidden])
+        self.blocks = nn.ModuleList(mlp([hidden, hidden, hidden]) for _ in range(depth))
+        self.out = nn.Linear(hidden, out)
+
+    def forward(self, x: torch.Tensor, t_frac: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x) + self.time(sinusoidal_embedding(1000 * t_frac, self.time_dim))
+        for block in self.blocks:
+            h = h + block(nn.functional.silu(h))
+        return self.out(nn.functional.silu(h))

@@ -54,7 +54,7 @@ class AEConfig:
     latent_dim: int = 8  # code size d
     hidden: int = 256  # width of each hidden layer, encoder and decoder alike
     depth: int = 2  # hidden layers in the encoder and in the decoder
-    likelihood: str = "categorical"  # categorical | bernoulli | discretized_gaussian | gaussian | mse
+    likelihood: str = "categorical"  # a _util likelihood, or "mse" (summed squared error)
     channel_sigma: float = 0.1  # std of the evaluation channel's noise, z~ = z + sigma * n
 
     def __post_init__(self) -> None:
@@ -157,7 +157,9 @@ class SparseAEConfig(AEConfig):
         if self.sparsity not in SPARSITIES:
             raise ValueError(f"sparsity must be one of {list(SPARSITIES)}, got {self.sparsity!r}")
         if not isinstance(self.k, int) or not 1 <= self.k <= self.latent_dim:
-            raise ValueError(f"k must be an integer in [1, latent_dim={self.latent_dim}], got {self.k!r}")
+            raise ValueError(
+                f"k must be an integer in [1, latent_dim={self.latent_dim}], got {self.k!r}"
+            )
         if not self.l1_weight >= 0:
             raise ValueError(f"l1_weight must be >= 0, got {self.l1_weight!r}")
 
@@ -209,7 +211,9 @@ class LinearAE(Autoencoder):
     Config = LinearAEConfig
 
     def _networks(self, c, width):
-        return nn.Linear(self.dim, c.latent_dim, bias=c.bias), nn.Linear(c.latent_dim, self.dim, bias=c.bias)
+        return nn.Linear(self.dim, c.latent_dim, bias=c.bias), nn.Linear(
+            c.latent_dim, self.dim, bias=c.bias
+        )
 
     def decoder_weight(self) -> torch.Tensor:
         """The decoder's weight [D, d]: its column span is the learned subspace."""

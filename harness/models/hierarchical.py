@@ -60,7 +60,9 @@ class HVAEConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.levels_z, int) or not 1 <= self.levels_z <= MAX_LEVELS:
-            raise ValueError(f"levels_z must be an integer in 1..{MAX_LEVELS}, got {self.levels_z!r}")
+            raise ValueError(
+                f"levels_z must be an integer in 1..{MAX_LEVELS}, got {self.levels_z!r}"
+            )
         for name in ("latent_dim", "hidden", "depth"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -123,7 +125,7 @@ class HierarchicalVAE(GenerativeModel):
         for level in range(c.levels_z):
             mu_p, ls_p = self._prior(level, s)
             if c.coding == "pixel":  # the encoder sees what the levels above failed to explain
-                pred = torch.zeros_like(x) + 0.5 if out is None else self._mean(out)
+                pred = torch.full_like(x, 0.5) if out is None else self._mean(out)
                 feats = self.encoder(x - pred).expand(K, n, -1)
             dmu, dls = self.post[level](torch.cat([feats, s], dim=-1)).chunk(2, dim=-1)
             dls = dls.clamp(min=c.min_log_sigma)
@@ -134,7 +136,9 @@ class HierarchicalVAE(GenerativeModel):
                 mu_q, ls_q = dmu, dls
                 kls.append(diag_normal_kl(mu_q, ls_q, mu_p, ls_p).sum(-1))
             z = mu_q + torch.exp(ls_q) * eps[level]
-            log_ratio = log_ratio + (normal_logpdf(z, mu_q, ls_q) - normal_logpdf(z, mu_p, ls_p)).sum(-1)
+            log_ratio = log_ratio + (
+                normal_logpdf(z, mu_q, ls_q) - normal_logpdf(z, mu_p, ls_p)
+            ).sum(-1)
             s, out = self._step(level, s, z, out)
         log_lik = likelihood_logp(c.likelihood, self._output(s, out), x, self.levels)
         return log_lik, log_ratio, torch.stack(kls)
@@ -147,7 +151,11 @@ class HierarchicalVAE(GenerativeModel):
         L, d = self.config.levels_z, self.config.latent_dim
         if method == "sample":
             return {"z": torch.randn(L, n, d, generator=generator, device=device)}
-        return {"eps": torch.randn(L, 1 if method == "loss" else k, n, d, generator=generator, device=device)}
+        return {
+            "eps": torch.randn(
+                L, 1 if method == "loss" else k, n, d, generator=generator, device=device
+            )
+        }
 
     def loss(self, x, noise):
         log_lik, _, kls = self._terms(x, noise["eps"])
@@ -168,7 +176,9 @@ class HierarchicalVAE(GenerativeModel):
             "distortion": -log_lik.mean(0),
         }
         for level in range(MAX_LEVELS):
-            metrics[f"rate_l{level + 1}"] = rates[level] if level < self.config.levels_z else torch.zeros_like(iwae)
+            metrics[f"rate_l{level + 1}"] = (
+                rates[level] if level < self.config.levels_z else torch.zeros_like(iwae)
+            )
         return metrics
 
     def sample(self, noise):

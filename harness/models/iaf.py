@@ -110,12 +110,16 @@ class IAFVAE(GenerativeModel):
         d = c.latent_dim
         extra = {"diagonal": 0, "linear_iaf": d * (d - 1) // 2, "iaf": c.context_dim}[c.posterior]
         self.encoder = mlp([self.dim] + [c.hidden] * c.depth + [2 * d + extra])
-        self.decoder = mlp([d] + [c.hidden] * c.depth + [self.dim * likelihood_width(c.likelihood, levels)])
+        self.decoder = mlp(
+            [d] + [c.hidden] * c.depth + [self.dim * likelihood_width(c.likelihood, levels)]
+        )
         n_steps = c.flow_steps if c.posterior == "iaf" else 0
         self.flows = nn.ModuleList(MADE(d, c.flow_hidden, c.context_dim) for _ in range(n_steps))
 
     # -- pieces -----------------------------------------------------------------------------
-    def _posterior_sample(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _posterior_sample(
+        self, x: torch.Tensor, eps: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """z ~ q(z|x) as a function of eps [K, n, d], and log q(z|x) [K, n]."""
         c, d = self.config, self.config.latent_dim
         out = self.encoder(x)
@@ -123,7 +127,9 @@ class IAFVAE(GenerativeModel):
         z = mu + torch.exp(log_sigma) * eps
         log_q = normal_logpdf(z, mu, log_sigma).sum(-1)
         if c.posterior == "linear_iaf":
-            z = torch.einsum("nij,knj->kni", unit_lower_triangular(out[..., 2 * d :], d), z)  # det 1
+            z = torch.einsum(
+                "nij,knj->kni", unit_lower_triangular(out[..., 2 * d :], d), z
+            )  # det 1
         for made in self.flows:
             m, s = made(z, out[..., 2 * d :])
             gate = torch.sigmoid(s)
@@ -143,7 +149,11 @@ class IAFVAE(GenerativeModel):
         d = self.config.latent_dim
         if method == "sample":
             return {"z": torch.randn(n, d, generator=generator, device=device)}
-        return {"eps": torch.randn(1 if method == "loss" else k, n, d, generator=generator, device=device)}
+        return {
+            "eps": torch.randn(
+                1 if method == "loss" else k, n, d, generator=generator, device=device
+            )
+        }
 
     def loss(self, x, noise):
         log_lik, kl = self._terms(x, noise["eps"])
@@ -164,7 +174,9 @@ class IAFVAE(GenerativeModel):
         }
 
     def sample(self, noise):
-        return likelihood_mean(self.config.likelihood, self.decoder(noise["z"]), self.dim, self.levels)
+        return likelihood_mean(
+            self.config.likelihood, self.decoder(noise["z"]), self.dim, self.levels
+        )
 
 
 @dataclass(frozen=True)
