@@ -12,10 +12,11 @@ import pickle
 import random as _pyrandom
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -165,7 +166,10 @@ def _mnist1d_raw() -> dict:
         _pyrandom.setstate(py_state)
     x, xt = np.asarray(d["x"], np.float64), np.asarray(d["x_test"], np.float64)
     lo, hi = float(x.min()), float(x.max())
-    scale = lambda a: np.clip((a - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)  # noqa: E731
+
+    def scale(a: np.ndarray) -> np.ndarray:
+        return np.clip((a - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
     return {
         "train": scale(x),
         "test": scale(xt),
@@ -184,7 +188,9 @@ def mnist1d(root=None) -> Dataset:
     ``root`` is ignored (accepted so ``load(name, root=...)`` works for every dataset).
     """
     r = _mnist1d_raw()
-    return Dataset("mnist1d", torch.from_numpy(r["train"]), torch.from_numpy(r["test"]), (40,), None)
+    return Dataset(
+        "mnist1d", torch.from_numpy(r["train"]), torch.from_numpy(r["test"]), (40,), None
+    )
 
 
 @register_labels("mnist1d")
@@ -264,7 +270,9 @@ def _register_toy(name: str) -> None:
         return Dataset(name, torch.from_numpy(tr), torch.from_numpy(te), (2,), None)
 
     loader.__name__ = name
-    loader.__doc__ = f"2-D toy density {name!r}: {TOY_TRAIN} train / {TOY_TEST} test points (fixed)."
+    loader.__doc__ = (
+        f"2-D toy density {name!r}: {TOY_TRAIN} train / {TOY_TEST} test points (fixed)."
+    )
     register_dataset(name)(loader)
     _UNLABELLED.add(name)
 
@@ -298,13 +306,25 @@ _IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 _IDX_SOURCES = {
-    "mnist": ("MNIST", "http://yann.lecun.com/exdb/mnist/ (mirror: https://ossci-datasets.s3.amazonaws.com/mnist/)"),
-    "fashion_mnist": ("FashionMNIST", "https://github.com/zalandoresearch/fashion-mnist (data/fashion/)"),
+    "mnist": (
+        "MNIST",
+        "http://yann.lecun.com/exdb/mnist/ (mirror: https://ossci-datasets.s3.amazonaws.com/mnist/)",
+    ),
+    "fashion_mnist": (
+        "FashionMNIST",
+        "https://github.com/zalandoresearch/fashion-mnist (data/fashion/)",
+    ),
 }
 _CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 _CIFAR_SOURCE = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (extract it: tar xzf ...)"
-_IDX_DTYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
-               0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 _FILE_CACHE: dict[tuple, tuple[Dataset, np.ndarray, np.ndarray]] = {}
 
 
@@ -323,8 +343,10 @@ def data_dir(root: str | os.PathLike | None = None, dataset: str | None = None) 
 
 def _expected(name: str) -> str:
     if name == "cifar10":
-        return (f"Expected files: $HARNESS_DATA_DIR/cifar10/cifar-10-batches-py/"
-                f"{{{','.join(_CIFAR_FILES)}}}; get them from {_CIFAR_SOURCE}.")
+        return (
+            f"Expected files: $HARNESS_DATA_DIR/cifar10/cifar-10-batches-py/"
+            f"{{{','.join(_CIFAR_FILES)}}}; get them from {_CIFAR_SOURCE}."
+        )
     files = ", ".join(f"{b}[.gz]" for b in _IDX_FILES.values())
     return f"Expected files in $HARNESS_DATA_DIR/{name}/: {files}; get them from {_IDX_SOURCES[name][1]}."
 
@@ -389,7 +411,9 @@ def read_idx(path: str | os.PathLike, expect_magic: int | None = None) -> np.nda
     """
     path = Path(path)
     buf = _read_bytes(path)
-    what = {2051: "an IDX image file", 2049: "an IDX label file"}.get(expect_magic or 0, "an IDX file")
+    what = {2051: "an IDX image file", 2049: "an IDX label file"}.get(
+        expect_magic or 0, "an IDX file"
+    )
     if len(buf) < 4:
         raise HarnessError(f"{path} is truncated: {len(buf)} bytes, too short for {what} header")
     magic = struct.unpack(">I", buf[:4])[0]
@@ -411,7 +435,9 @@ def read_idx(path: str | os.PathLike, expect_magic: int | None = None) -> np.nda
             f"{path} is {state}: dimensions {tuple(dims)} need {need} data bytes, found {have}; "
             "download the file again"
         )
-    return np.frombuffer(buf, dtype=dtype, offset=head).reshape(dims).astype(dtype.newbyteorder("="))
+    return (
+        np.frombuffer(buf, dtype=dtype, offset=head).reshape(dims).astype(dtype.newbyteorder("="))
+    )
 
 
 def _stat_key(paths) -> tuple:
@@ -428,21 +454,33 @@ def _load_idx_dataset(name: str, root) -> tuple[Dataset, np.ndarray, np.ndarray]
     ytr = read_idx(files["train_labels"], 2049)
     xte = read_idx(files["test_images"], 2051)
     yte = read_idx(files["test_labels"], 2049)
-    for x, y, px, py in ((xtr, ytr, "train_images", "train_labels"), (xte, yte, "test_images", "test_labels")):
+    for x, y, px, py in (
+        (xtr, ytr, "train_images", "train_labels"),
+        (xte, yte, "test_images", "test_labels"),
+    ):
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
             raise HarnessError(
                 f"dataset {name!r}: {files[px]} holds {x.shape} images but {files[py]} holds "
                 f"{y.shape} labels; expected [N, H, W] images and N labels"
             )
         if x.dtype != np.uint8 or y.dtype != np.uint8:
-            raise HarnessError(f"dataset {name!r}: {files[px]} / {files[py]} must hold unsigned bytes")
+            raise HarnessError(
+                f"dataset {name!r}: {files[px]} / {files[py]} must hold unsigned bytes"
+            )
     if xtr.shape[1:] != xte.shape[1:]:
         raise HarnessError(
             f"dataset {name!r}: train images are {xtr.shape[1:]} but test images are {xte.shape[1:]}"
         )
     shape = tuple(int(s) for s in xtr.shape[1:])
-    to01 = lambda a: torch.from_numpy(a.reshape(len(a), -1).astype(np.float32) / 255.0)  # noqa: E731
-    out = (Dataset(name, to01(xtr), to01(xte), shape, 256), ytr.astype(np.int64), yte.astype(np.int64))
+
+    def to01(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a.reshape(len(a), -1).astype(np.float32) / 255.0)
+
+    out = (
+        Dataset(name, to01(xtr), to01(xte), shape, 256),
+        ytr.astype(np.int64),
+        yte.astype(np.int64),
+    )
     _FILE_CACHE[key] = out
     return out
 
@@ -472,15 +510,17 @@ def _fashion_mnist_labels(root=None):
 class _ArrayUnpickler(pickle.Unpickler):
     """Unpickles plain containers and numpy arrays only: a data file never runs code."""
 
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("_codecs", "encode"),
-    }
+    _ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),
+        }
+    )
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self._ALLOWED:
@@ -489,14 +529,21 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 
 def _find_cifar_dir(root: Path) -> Path:
-    searched = [root / "cifar10" / "cifar-10-batches-py", root / "cifar10", root / "cifar-10-batches-py", root]
+    searched = [
+        root / "cifar10" / "cifar-10-batches-py",
+        root / "cifar10",
+        root / "cifar-10-batches-py",
+        root,
+    ]
     partial = []
     for folder in searched:
         present = [f for f in _CIFAR_FILES if (folder / f).is_file()]
         if len(present) == len(_CIFAR_FILES):
             return folder
         if present:
-            partial.append(f"{folder} lacks {', '.join(f for f in _CIFAR_FILES if f not in present)}")
+            partial.append(
+                f"{folder} lacks {', '.join(f for f in _CIFAR_FILES if f not in present)}"
+            )
     detail = f" ({'; '.join(partial)})" if partial else ""
     raise HarnessError(
         f"dataset 'cifar10': the python pickle batches were not found{detail}{_missing_dir_note(root)}. Looked in: "
@@ -510,16 +557,28 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, "rb") as f:
             d = _ArrayUnpickler(f, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, OSError, MemoryError) as e:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        OSError,
+        MemoryError,
+    ) as e:
         raise HarnessError(
             f"{path} is not a readable CIFAR-10 python batch (corrupt or truncated: {e}); "
             f"download and extract {_CIFAR_SOURCE} again"
         ) from e
     if not isinstance(d, dict):
-        raise HarnessError(f"{path}: expected a pickled dict with 'data' and 'labels', got {type(d).__name__}")
-    get = lambda k: d.get(k.encode(), d.get(k))  # noqa: E731  (py2 pickles: bytes keys)
-    x, y = get("data"), get("labels")
+        raise HarnessError(
+            f"{path}: expected a pickled dict with 'data' and 'labels', got {type(d).__name__}"
+        )
+    # python-2 pickles (the distributed files) give bytes keys under encoding="bytes"
+    x = d.get(b"data", d.get("data"))
+    y = d.get(b"labels", d.get("labels"))
     if x is None or y is None:
         raise HarnessError(f"{path}: the pickled dict lacks 'data' or 'labels' (keys: {list(d)})")
     x, y = np.asarray(x), np.asarray(y)
@@ -541,8 +600,17 @@ def _load_cifar10(root) -> tuple[Dataset, np.ndarray, np.ndarray]:
     xtr = np.concatenate([p[0] for p in parts[:5]])
     ytr = np.concatenate([p[1] for p in parts[:5]])
     xte, yte = parts[5]
-    to01 = lambda a: torch.from_numpy(a.astype(np.float32) / 255.0)  # noqa: E731
-    out = (Dataset("cifar10", to01(xtr), to01(xte), (3, 32, 32), 256), ytr, yte)
+    out = (
+        Dataset(
+            "cifar10",
+            torch.from_numpy(xtr.astype(np.float32) / 255.0),
+            torch.from_numpy(xte.astype(np.float32) / 255.0),
+            (3, 32, 32),
+            256,
+        ),
+        ytr,
+        yte,
+    )
     _FILE_CACHE[key] = out
     return out
 

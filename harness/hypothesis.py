@@ -95,6 +95,18 @@ class Training:
 
 TRAINING_FIELDS = tuple(f.name for f in dataclasses.fields(Training))
 
+# Computed by the harness on a model's samples (local-classifier features vs the test split)
+# when Training(sample_metrics=True).
+SAMPLE_METRICS = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage")
+
+
+def metrics_of(model_cls: type) -> tuple[str, ...]:
+    """The metrics a model's runs report: its own plus the harness's sample-quality metrics."""
+    from harness.models.base import GenerativeModel
+
+    extra = SAMPLE_METRICS if model_cls.sample is not GenerativeModel.sample else ()
+    return tuple(model_cls.metrics) + extra
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -104,6 +116,7 @@ class Variant:
     stratum: str  # "" when there are no strata, else "factor=value,factor=value"
     model_config: Any  # the model's Config instance
     training: Training
+    model: str = ""  # registered model name (differs between variants when `model` is a factor)
 
     @property
     def id(self) -> str:
@@ -150,26 +163,37 @@ class Hypothesis:
             raise DeclarationError("prediction", self.prediction, "a harness.Prediction(...)")
         if not isinstance(self.training, Training):
             raise DeclarationError("training", self.training, "a harness.Training(...)")
-        if self.model not in MODELS:
-            raise DeclarationError(
-                "model", self.model, f"one of {sorted(MODELS)}, or a model registered with "
-                "@register_model in the hypothesis file", what="unknown model",
-            )
-        if self.dataset not in DATASETS:
-            raise DeclarationError("dataset", self.dataset, f"one of {sorted(DATASETS)}", what="unknown dataset")
         if not isinstance(self.seeds, int) or isinstance(self.seeds, bool) or self.seeds < 2:
             raise DeclarationError("seeds", self.seeds, "an integer >= 2: a paired test needs at least 2 seeds")
-        model_cls = MODELS[self.model]
-        if self.prediction.metric not in model_cls.metrics:
-            raise DeclarationError(
-                "prediction.metric", self.prediction.metric,
-                f"a metric model {self.model!r} reports: {list(model_cls.metrics)}", what="unknown metric",
-            )
+        if self.dataset not in DATASETS:
+            raise DeclarationError("dataset", self.dataset, f"one of {sorted(DATASETS)}", what="unknown dataset")
         if not isinstance(self.ablate, dict) or len(self.ablate) != 1:
             raise DeclarationError(
                 "ablate", self.ablate, "a dict with exactly one factor: {'factor': [control, treatment, ...]}"
             )
-        config_fields = {f.name for f in dataclasses.fields(model_cls.Config)}
+        if isinstance(self.fixed, dict) and "model" in self.fixed:
+            raise DeclarationError("fixed.model", self.fixed["model"], "set the model with Hypothesis(model=...)")
+        # `model` may itself be the ablated or a stratifying factor (VAE vs DDPM, AE vs VAE).
+        where_model = next((w for w, m in (("ablate", self.ablate), ("strata", self.strata))
+                            if isinstance(m, dict) and "model" in m), None)
+        names = list(getattr(self, where_model)["model"]) if where_model else [self.model]
+        for name in names:
+            if name not in MODELS:
+                raise DeclarationError(
+                    f"{where_model}.model" if where_model else "model", name,
+                    f"one of {sorted(MODELS)}, or a model registered with @register_model in the hypothesis file",
+                    what="unknown model",
+                )
+        self._model_names = list(dict.fromkeys(names))
+        models = [MODELS[n] for n in self._model_names]
+        for name, model_cls in zip(self._model_names, models):
+            allowed_metrics = metrics_of(model_cls)
+            if self.prediction.metric not in allowed_metrics:
+                raise DeclarationError(
+                    "prediction.metric", self.prediction.metric,
+                    f"a metric model {name!r} reports: {list(allowed_metrics)}", what="unknown metric",
+                )
+        config_fields = {f.name for m in models for f in dataclasses.fields(m.Config)} | {"model"}
         allowed = sorted(config_fields | set(TRAINING_FIELDS))
         for where, mapping in (("fixed", self.fixed), ("ablate", self.ablate), ("strata", self.strata)):
             if not isinstance(mapping, dict):
@@ -177,7 +201,7 @@ class Hypothesis:
             for name in mapping:
                 if name not in config_fields and name not in TRAINING_FIELDS:
                     raise DeclarationError(
-                        f"{where}.{name}", name, f"a config field of model {self.model!r} or training: {allowed}",
+                        f"{where}.{name}", name, f"a config field of model {'/'.join(self._model_names)} or training: {allowed}",
                         what="unknown config field",
                     )
         seen: dict[str, str] = {}
@@ -200,7 +224,7 @@ class Hypothesis:
                         what="duplicate levels",
                     )
         # Build every variant now: an invalid value for a config field fails here, not mid-study.
-        self._variants = self._expand(model_cls)
+        self._variants = self._expand()
 
     # ----------------------------------------------------------------- the grid
     @property
@@ -235,7 +259,9 @@ class Hypothesis:
     def n_runs(self) -> int:
         return len(self._variants) * self.seeds
 
-    def _expand(self, model_cls: type) -> list[Variant]:
+    def _expand(self) -> list[Variant]:
+        from harness.registry import MODELS
+
         names = list(self.strata)
         combos = list(itertools.product(*(self.strata[n] for n in names))) if names else [()]
         out = []
@@ -243,7 +269,11 @@ class Hypothesis:
             stratum = ",".join(f"{n}={_level_id(v)}" for n, v in zip(names, combo))
             for level in self.ablate[self.factor]:
                 values = {**self.fixed, **dict(zip(names, combo)), self.factor: level}
-                model_kw = {k: v for k, v in values.items() if k not in TRAINING_FIELDS}
+                model = values.pop("model", self.model)
+                model_cls = MODELS[model]
+                fields = {f.name for f in dataclasses.fields(model_cls.Config)}
+                # With several models, a fixed setting applies to the models that have the field.
+                model_kw = {k: v for k, v in values.items() if k not in TRAINING_FIELDS and k in fields}
                 train_kw = {k: v for k, v in values.items() if k in TRAINING_FIELDS}
                 try:
                     config = model_cls.Config(**model_kw)
@@ -252,7 +282,7 @@ class Hypothesis:
                 except (TypeError, ValueError) as exc:
                     raise self._config_error(model_cls, model_kw, exc) from None
                 training = dataclasses.replace(self.training, **train_kw)
-                out.append(Variant(_level_id(level), stratum, config, training))
+                out.append(Variant(_level_id(level), stratum, config, training, model))
         return out
 
     def _config_error(self, model_cls: type, model_kw: dict, exc: Exception) -> DeclarationError:
@@ -264,20 +294,19 @@ class Hypothesis:
                 where = next(w for w, m in (("fixed", self.fixed), ("ablate", self.ablate),
                                             ("strata", self.strata)) if name in m)
                 return DeclarationError(f"{where}.{name}", value, str(one), what="invalid model config value")
-        return DeclarationError(f"model config ({self.model})", model_kw, str(exc), what="invalid model config")
+        return DeclarationError(f"model config ({model_cls.name})", model_kw, str(exc), what="invalid model config")
 
     # ----------------------------------------------------------------- identity
     def canonical(self) -> dict:
         """The declaration as plain JSON-able data: what the version hash is computed from."""
         from harness.registry import MODELS
 
-        model_cls = MODELS[self.model]
         return {
             "claim": self.claim,
             "source": self.source,
             "dataset": self.dataset,
             "model": self.model,
-            "model_code": _code_hash(model_cls),
+            "model_code": {n: _code_hash(MODELS[n]) for n in self._model_names},
             "fixed": _jsonable(self.fixed),
             "ablate": _jsonable(self.ablate),
             "strata": _jsonable(self.strata),
@@ -330,6 +359,10 @@ def _code_hash(cls: type) -> str:
     try:
         builtin = cls.__module__.startswith("harness.")
         src = inspect.getsource(inspect.getmodule(cls) if builtin else cls)
+        if builtin:  # the shared helpers and the contract are part of a built-in model's code
+            from harness.models import _util, base
+
+            src += inspect.getsource(_util) + inspect.getsource(base)
     except (OSError, TypeError):
         src = cls.__qualname__
     return hashlib.sha256(src.encode()).hexdigest()[:12]

@@ -217,9 +217,9 @@ def execute(
             return counts
         dev = engine.pick_device(device)
         ds = data.load(hyp.dataset)
-        model_cls = MODELS[hyp.model]
+        model_cls = MODELS[job.variant.model]
         params = {
-            "model": hyp.model,
+            "model": job.variant.model,
             "dataset": hyp.dataset,
             **{k: v for k, v in dataclasses.asdict(job.variant.model_config).items()},
             **{f"training.{k}": v for k, v in dataclasses.asdict(job.variant.training).items()},

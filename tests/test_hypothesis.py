@@ -26,7 +26,7 @@ def make(**kw):
     [
         ({"model": "nope"}, "model", "nope", "vae"),
         ({"dataset": "imagenet"}, "dataset", "imagenet", "digits"),
-        ({"prediction": Prediction(metric="fid", direction="lower", effect=1.0)}, "prediction.metric", "fid", "iwae_nll"),
+        ({"prediction": Prediction(metric="sharpness", direction="lower", effect=1.0)}, "prediction.metric", "sharpness", "iwae_nll"),
         ({"fixed": {"latnet_dim": 4}}, "fixed.latnet_dim", "latnet_dim", "latent_dim"),
         ({"ablate": {"posterior": ["diagonal", "diagonal"]}}, "ablate.posterior", "diagonal", "duplicated"),
         ({"ablate": {"posterior": ["diagonal"]}}, "ablate.posterior", "diagonal", "at least 2 levels"),
@@ -85,3 +85,21 @@ def test_version_hash_is_stable_and_content_addressed():
     assert a.version == b.version
     assert make(seeds=4).version != a.version
     assert make(prediction=Prediction(metric="iwae_nll", direction="lower", effect=0.6)).version != a.version
+
+
+def test_model_can_be_the_ablated_factor():
+    h = make(
+        model="vae",
+        ablate={"model": ["vae", "iaf_vae"]},
+        fixed={"latent_dim": 4, "flow_steps": 1},  # flow_steps exists only in iaf_vae
+        prediction=Prediction(metric="iwae_nll", direction="lower", effect=0.5),
+    )
+    assert [v.model for v in h.variants] == ["vae", "iaf_vae"]
+    assert h.variants[0].model_config.latent_dim == 4 and h.variants[1].model_config.flow_steps == 1
+    assert set(h.canonical()["model_code"]) == {"vae", "iaf_vae"}
+    with pytest.raises(DeclarationError) as info:
+        make(ablate={"model": ["vae", "gan"]})
+    assert info.value.field == "ablate.model" and "gan" in str(info.value)
+    with pytest.raises(DeclarationError) as info:  # a metric one of the models does not report
+        make(ablate={"model": ["vae", "ddpm"]}, prediction=Prediction(metric="iwae_nll", direction="lower", effect=1))
+    assert info.value.field == "prediction.metric" and "'ddpm'" in str(info.value)

@@ -24,16 +24,33 @@ from harness.metrics.information import (
     subspace_angles_deg,
     unit_activity,
 )
-from harness.metrics.sample_quality import MMDTest, fid, kid, mmd2_polynomial, mmd_permutation_test, prdc
+from harness.metrics.sample_quality import (
+    MMDTest,
+    fid,
+    kid,
+    mmd2_polynomial,
+    mmd_permutation_test,
+    prdc,
+)
 
-_LAZY = {"FeatureExtractor", "ClassifierConfig", "get_feature_extractor", "default_config", "train_classifier"}
+_LAZY = {
+    "FeatureExtractor",
+    "ClassifierConfig",
+    "get_feature_extractor",
+    "default_config",
+    "train_classifier",
+}
 
 __all__ = [
+    "ClassifierConfig",
+    "FeatureExtractor",
     "MIEstimate",
     "MMDTest",
     "active_units",
+    "default_config",
     "fid",
     "gaussian_kl",
+    "get_feature_extractor",
     "kid",
     "mmd2_polynomial",
     "mmd_permutation_test",
@@ -42,8 +59,8 @@ __all__ = [
     "prdc",
     "principal_angles",
     "subspace_angles_deg",
+    "train_classifier",
     "unit_activity",
-    *sorted(_LAZY),
 ]
 
 

@@ -27,14 +27,14 @@ import numpy as np
 from scipy.special import logsumexp
 
 __all__ = [
-    "unit_activity",
-    "active_units",
     "MIEstimate",
-    "mutual_information",
+    "active_units",
     "gaussian_kl",
+    "mutual_information",
     "pca_subspace",
-    "subspace_angles_deg",
     "principal_angles",
+    "subspace_angles_deg",
+    "unit_activity",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -110,7 +110,9 @@ def mutual_information(mu, logvar, rng: np.random.Generator, n_samples: int = 1)
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     B, d = mu.shape
     if B < 2 or n_samples < 1:
-        raise ValueError("mutual_information needs a batch of at least 2 posteriors and n_samples >= 1")
+        raise ValueError(
+            "mutual_information needs a batch of at least 2 posteriors and n_samples >= 1"
+        )
     var = np.exp(logvar)
     inv_var = 1.0 / var
     eps = rng.standard_normal((n_samples, B, d))
@@ -130,8 +132,14 @@ def mutual_information(mu, logvar, rng: np.random.Generator, n_samples: int = 1)
     cap = math.log(B)
     mi = float(min(terms.mean(), cap))  # each term <= log B up to rounding
     rate = float(gaussian_kl(mu, logvar).mean())
-    return MIEstimate(mi=mi, cap=cap, batch_size=int(B), rate=rate, marginal_kl=rate - mi,
-                      n_samples=int(n_samples))
+    return MIEstimate(
+        mi=mi,
+        cap=cap,
+        batch_size=int(B),
+        rate=rate,
+        marginal_kl=rate - mi,
+        n_samples=int(n_samples),
+    )
 
 
 # -- principal angles --------------------------------------------------------------------------
@@ -186,7 +194,9 @@ def principal_angles(W_decoder, X) -> np.ndarray:
     """
     W, X = _np(W_decoder, "W_decoder"), _np(X, "X")
     if W.shape[0] != X.shape[1]:
-        raise ValueError(f"W_decoder is [{W.shape[0]}, d] but X has {X.shape[1]} columns; expected [D, d] and [N, D]")
+        raise ValueError(
+            f"W_decoder is [{W.shape[0]}, d] but X has {X.shape[1]} columns; expected [D, d] and [N, D]"
+        )
     d = W.shape[1]
     angles = subspace_angles_deg(W, pca_subspace(X, d))
     if angles.size < d:

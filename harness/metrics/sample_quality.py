@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-__all__ = ["fid", "kid", "mmd2_polynomial", "prdc", "mmd_permutation_test", "MMDTest"]
+__all__ = ["MMDTest", "fid", "kid", "mmd2_polynomial", "mmd_permutation_test", "prdc"]
 
 
 def _as2d(name: str, a) -> np.ndarray:
@@ -97,7 +97,9 @@ def mmd2_polynomial(a, b, degree: int = 3, coef: float = 1.0) -> float:
     return float(s_aa + s_bb - 2.0 * k_ab.mean())
 
 
-def kid(real, fake, subsets: int, subset_size: int, rng: np.random.Generator) -> tuple[float, float]:
+def kid(
+    real, fake, subsets: int, subset_size: int, rng: np.random.Generator
+) -> tuple[float, float]:
     """Kernel Inception (here: local-feature) Distance: (mean, std) of MMD^2 over subsets.
 
     Each subset draws ``subset_size`` rows of ``real`` and of ``fake`` without replacement
@@ -107,7 +109,9 @@ def kid(real, fake, subsets: int, subset_size: int, rng: np.random.Generator) ->
     real, fake = _as2d("real", real), _as2d("fake", fake)
     _same_width(real, fake)
     if subsets < 1 or subset_size < 2:
-        raise ValueError(f"kid needs subsets >= 1 and subset_size >= 2, got {subsets}, {subset_size}")
+        raise ValueError(
+            f"kid needs subsets >= 1 and subset_size >= 2, got {subsets}, {subset_size}"
+        )
     if subset_size > len(real) or subset_size > len(fake):
         raise ValueError(
             f"subset_size={subset_size} exceeds the samples available (real {len(real)}, fake {len(fake)})"
@@ -151,7 +155,9 @@ def prdc(real, fake, k: int = 5) -> dict[str, float]:
     real, fake = _as2d("real", real), _as2d("fake", fake)
     _same_width(real, fake)
     if k < 1 or k >= len(real) or k >= len(fake):
-        raise ValueError(f"prdc needs 1 <= k < number of real ({len(real)}) and fake ({len(fake)}) points; k={k}")
+        raise ValueError(
+            f"prdc needs 1 <= k < number of real ({len(real)}) and fake ({len(fake)}) points; k={k}"
+        )
     r_real = _kth_radius(real, k)
     r_fake = _kth_radius(fake, k)
     d = _pairwise(real, fake)  # [N_real, N_fake]
@@ -179,8 +185,14 @@ class MMDTest:
     n_y: int
 
 
-def mmd_permutation_test(x, y, rng: np.random.Generator, n_permutations: int = 500,
-                         bandwidth: float | None = None, max_n: int | None = 1000) -> MMDTest:
+def mmd_permutation_test(
+    x,
+    y,
+    rng: np.random.Generator,
+    n_permutations: int = 500,
+    bandwidth: float | None = None,
+    max_n: int | None = 1000,
+) -> MMDTest:
     """Two-sample permutation test of ``x`` [n, d] vs ``y`` [m, d] with a Gaussian-kernel MMD.
 
     The bandwidth is the median heuristic (sigma = median pairwise Euclidean distance of the

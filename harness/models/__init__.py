@@ -1,6 +1,23 @@
 """Model families: one self-contained file each, registered by name on import."""
 
+from harness.models.autoencoder import Autoencoder, LinearAE, SparseAutoencoder
 from harness.models.base import GenerativeModel
+from harness.models.diffusion import DDPM
+from harness.models.discrete_diffusion import MultinomialDiffusion
+from harness.models.hierarchical import HierarchicalVAE, ResidualPixelVAE
+from harness.models.iaf import IAFVAE, BetaVAE
 from harness.models.vae import VAE
 
-__all__ = ["GenerativeModel", "VAE"]
+__all__ = [
+    "DDPM",
+    "IAFVAE",
+    "VAE",
+    "Autoencoder",
+    "BetaVAE",
+    "GenerativeModel",
+    "HierarchicalVAE",
+    "LinearAE",
+    "MultinomialDiffusion",
+    "ResidualPixelVAE",
+    "SparseAutoencoder",
+]
