@@ -23,6 +23,7 @@ DIRECTIONS = ("lower", "higher")
 TESTS = ("permutation", "wilcoxon", "t")
 CORRECTIONS = ("holm", "bh")
 FAILED_POLICIES = ("worst", "exclude")
+PRECISIONS = ("fp32", "bf16", "fp16")  # Training.precision: never switched on silently
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,10 @@ class Training:
     eval_samples: int = 100  # importance samples K for the IWAE bound on the test split
     log_every: int = 50  # steps between logged points of the training histories
     n_samples: int = 64  # samples drawn for the sample grid
+    sample_metrics: bool = False  # also score samples (FID, KID, PRDC on local features); on
+    # automatically when the prediction's metric is one of them
+    precision: str = "fp32"  # training arithmetic: "fp32", or autocast "bf16" / "fp16" (fp32
+    # master weights and optimiser state; fp16 adds per-seed loss scaling; evaluation is fp32)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_samples", "log_every", "n_samples"):
@@ -91,6 +96,7 @@ class Training:
             raise DeclarationError("training.lr", self.lr, "a positive learning rate, e.g. 1e-3")
         if self.grad_clip is not None and (not _is_real(self.grad_clip) or self.grad_clip <= 0):
             raise DeclarationError("training.grad_clip", self.grad_clip, "None or a positive norm")
+        _choice("training.precision", self.precision, PRECISIONS)
 
 
 TRAINING_FIELDS = tuple(f.name for f in dataclasses.fields(Training))

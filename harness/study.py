@@ -194,7 +194,7 @@ def execute(
     progress: Callable[[float], None] | None = None,
 ) -> dict:
     """Claim, train and log one job. Returns counts: trained, finished, diverged, claimed."""
-    from harness import data, engine
+    from harness import data, engine, sample_metrics
     from harness.registry import MODELS
 
     hyp = col.hypothesis
@@ -229,11 +229,16 @@ def execute(
         cb = None
         if progress is not None:
             cb = lambda step, total: progress(len(seeds) * step / total)  # noqa: E731
-        results = engine.train_block(
-            model_cls, job.variant.model_config, job.variant.training, ds, seeds, dev, progress=cb
-        )
+        training = job.variant.training
+        scored = sample_metrics.wanted(hyp)
+        if scored:  # enough samples for the metrics; the grid shows the first 64
+            training = dataclasses.replace(training, n_samples=sample_metrics.n_samples_for(ds))
+        results = engine.train_block(model_cls, job.variant.model_config, training, ds, seeds, dev, progress=cb)
         for res in results:
-            png = sample_grid_png(res.samples, ds.shape) if res.samples is not None else None
+            if scored and res.samples is not None:
+                res.metrics.update(sample_metrics.score(res.samples, ds, res.seed, store.root / "cache"))
+            grid = res.samples[:64] if res.samples is not None else None
+            png = sample_grid_png(grid, ds.shape) if grid is not None else None
             store.finish_cell(run_ids[res.seed], res, png)
             counts["trained"] += 1
             counts["finished" if res.status == "FINISHED" else "diverged"] += 1

@@ -163,7 +163,8 @@ class FeatureExtractor(nn.Module):
     """A trained classifier whose ``forward`` returns penultimate-layer features [N, F].
 
     ``num_features`` (an int attribute) is what torchmetrics' FID / KID read when this module is
-    passed as ``feature=``; inputs are float tensors on [0, 1], flat [N, D] or [N, *shape].
+    passed as ``feature=``; inputs are float tensors on [0, 1], flat [N, D] or [N, *shape]
+    (integer tensors are read as 0..255 bytes and divided by 255).
     """
 
     def __init__(
@@ -190,6 +191,8 @@ class FeatureExtractor(nn.Module):
         self.train_seconds: float = float("nan")
 
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_floating_point(x):  # uint8 images (torchmetrics' default) are 0..255
+            x = x.float() / 255.0
         x = x.reshape(x.shape[0], -1)
         if x.shape[1] != self.dim:
             raise HarnessError(
