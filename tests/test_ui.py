@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import time
 import urllib.request
@@ -19,7 +21,8 @@ def test_ui_serves_the_store_on_loopback(project, cli):
     write(project / "hypotheses" / "tiny.py", tiny_hypothesis(seeds=2, steps=5))
     assert cli("run", "tiny").exit_code == 0
     port = _free_port()
-    proc = harness_subprocess("ui", "--port", str(port), cwd=project)
+    # Its own session: the MLflow server starts workers, and the whole group must go at the end.
+    proc = harness_subprocess("ui", "--port", str(port), cwd=project, start_new_session=True)
     try:
         body = None
         deadline = time.time() + 90
@@ -36,5 +39,5 @@ def test_ui_serves_the_store_on_loopback(project, cli):
         assert body is not None, "the UI did not answer within 90 s"
         assert '"tiny"' in body
     finally:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
