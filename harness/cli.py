@@ -9,7 +9,6 @@ import functools
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -93,7 +92,7 @@ def new(name: str = typer.Argument(..., help="Hypothesis ID: writes hypotheses/N
 
 @app.command()
 @_user_errors
-def check(target: str = typer.Argument(..., help="Hypothesis file or ID."), store: Optional[str] = StoreOpt):
+def check(target: str = typer.Argument(..., help="Hypothesis file or ID."), store: str | None = StoreOpt):
     """Validate a hypothesis file and print its plan. Writes nothing."""
     from harness.collect import collect
     from harness.tracking import resolve_uri
@@ -117,7 +116,7 @@ def check(target: str = typer.Argument(..., help="Hypothesis file or ID."), stor
 @_user_errors
 def register(
     target: str = typer.Argument(..., help="Hypothesis file or ID."),
-    store: Optional[str] = StoreOpt,
+    store: str | None = StoreOpt,
     new_version: bool = typer.Option(False, "--new-version", help="Register a changed declaration as a new version."),
 ):
     """Freeze the declaration (content hash, time, file, versions) in the tracking store."""
@@ -139,21 +138,28 @@ def register(
 @_user_errors
 def run(
     target: str = typer.Argument(..., help="Hypothesis file or ID."),
-    seeds: Optional[int] = typer.Option(None, "--seeds", help="Run only the first N pre-registered seeds now."),
+    seeds: int | None = typer.Option(None, "--seeds", help="Run only the first N pre-registered seeds now."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
     workers: int = typer.Option(1, "--workers", help="Processes training variant blocks in parallel."),
     block_size: int = typer.Option(8, "--block-size", help="Seeds trained together as one stacked model."),
-    store: Optional[str] = StoreOpt,
+    store: str | None = StoreOpt,
     new_version: bool = typer.Option(False, "--new-version", help="Register a changed declaration as a new version."),
     smoke: bool = typer.Option(False, "--smoke", help="A labelled smoke run (2 seeds, tiny budget) into ID@smoke."),
 ):
     """Register if needed, then train every (variant, seed) not yet finished."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from harness.collect import collect
     from harness.engine import pick_device
-    from harness.study import register as do_register
     from harness.study import check_seeds, run_study
+    from harness.study import register as do_register
     from harness.tracking import Store
 
     if block_size < 1:
@@ -198,7 +204,7 @@ def run(
 
 @app.command(name="list")
 @_user_errors
-def list_(store: Optional[str] = StoreOpt):
+def list_(store: str | None = StoreOpt):
     """Every hypothesis in hypotheses/ and in the store: version, progress, verdict."""
     from harness.collect import discover
     from harness.tracking import Store, resolve_uri
@@ -239,8 +245,8 @@ def _planned(decl: dict) -> int:
 @_user_errors
 def report(
     target: str = typer.Argument(..., help="Hypothesis ID (or file)."),
-    store: Optional[str] = StoreOpt,
-    version: Optional[str] = typer.Option(None, "--version", help="Version hash (prefix); default the latest."),
+    store: str | None = StoreOpt,
+    version: str | None = typer.Option(None, "--version", help="Version hash (prefix); default the latest."),
     seed: int = typer.Option(0, "--seed", help="Seed of the analysis' resampling generator."),
     smoke: bool = typer.Option(False, "--smoke", help="Report the smoke run (ID@smoke)."),
 ):
@@ -260,7 +266,7 @@ def report(
 @app.command()
 @_user_errors
 def ui(
-    store: Optional[str] = StoreOpt,
+    store: str | None = StoreOpt,
     port: int = typer.Option(5000, "--port", help="Port on 127.0.0.1."),
 ):
     """Serve MLflow's UI on 127.0.0.1 over the same store."""

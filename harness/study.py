@@ -17,9 +17,9 @@ import io
 import os
 import platform
 import subprocess
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from harness.collect import Collected, collect
 from harness.errors import HarnessError, StoreError
@@ -228,7 +228,7 @@ def execute(
         run_ids = {s: store.start_cell(reg, col.id, job.variant, s, params, tags) for s in seeds}
         cb = None
         if progress is not None:
-            cb = lambda step, total: progress(len(seeds) * step / total)  # noqa: E731
+            cb = lambda step, total: progress(len(seeds) * step / total)
         training = job.variant.training
         scored = sample_metrics.wanted(hyp)
         if scored:  # enough samples for the metrics; the grid shows the first 64

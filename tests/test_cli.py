@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import tiny_hypothesis, write
 
 from analysis import load
-from conftest import tiny_hypothesis, write
 from harness.tracking import Store
 
 

@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, tiny_hypothesis, write
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -7,6 +7,7 @@ import signal
 import time
 
 from conftest import harness_subprocess, tiny_hypothesis, write
+
 from harness.tracking import Store
 
 

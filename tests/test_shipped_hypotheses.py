@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT
 
 import analysis
-from conftest import ROOT
 from harness.collect import collect, discover
 from harness.hypothesis import SAMPLE_METRICS
 
