@@ -34,7 +34,7 @@ class ReportResult:
     terminal_table: object
 
 
-def write_report(hypothesis_id: str, store=None, version: str | None = None, seed: int = 0) -> ReportResult:
+def write_report(hypothesis_id: str, store=None, version: str | None = None, seed: int | None = None) -> ReportResult:
     """Analyse one study version and write ``<store root>/reports/<id>/{index.html,report.md}``.
 
     Example::
@@ -68,6 +68,8 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
             f"hypothesis {hypothesis_id!r} v{reg.number}: no finished runs yet\n"
             f"  hint: `harness run {hypothesis_id}` first"
         )
+    if seed is None:  # seeded from the study itself: the same store gives the same report, bit for bit
+        seed = int(reg.version, 16) % 2**32
     verdict = decide(frame[["variant", "stratum", "seed", "value"]], prediction, control=control, seed=seed)
     complete = done >= planned
 

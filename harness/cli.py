@@ -247,7 +247,9 @@ def report(
     target: str = typer.Argument(..., help="Hypothesis ID (or file)."),
     store: str | None = StoreOpt,
     version: str | None = typer.Option(None, "--version", help="Version hash (prefix); default the latest."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the analysis' resampling generator."),
+    seed: int | None = typer.Option(
+        None, "--seed", help="Seed of the analysis' resampling generator (default: from the version hash)."
+    ),
     smoke: bool = typer.Option(False, "--smoke", help="Report the smoke run (ID@smoke)."),
 ):
     """Analyse a study and write runs/reports/<id>/index.html and report.md."""

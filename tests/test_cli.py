@@ -161,3 +161,14 @@ def test_smoke_mode_is_labelled_and_separate(project, cli):
     assert r.exit_code == 0, r.output
     html = (project / "runs" / "reports" / "tiny@smoke" / "index.html").read_text()
     assert "SMOKE RUN" in html and "not evidence" in html
+
+
+def test_report_is_reproducible_bit_for_bit(project, cli):
+    write(project / "hypotheses" / "tiny.py", tiny_hypothesis(seeds=4, steps=5))
+    assert cli("run", "tiny").exit_code == 0
+    md = project / "runs" / "reports" / "tiny" / "report.md"
+    assert cli("report", "tiny").exit_code == 0
+    first = [line for line in md.read_text().splitlines() if "|" in line or "CI" in line]
+    assert cli("report", "tiny").exit_code == 0
+    second = [line for line in md.read_text().splitlines() if "|" in line or "CI" in line]
+    assert first == second
