@@ -184,19 +184,18 @@ def run(
 
         import time
 
-        t0, last = time.perf_counter(), [-1]
+        t0, last, start = time.perf_counter(), [-1], [None]
 
         def on_progress(done: float, total: int) -> None:
             bar.update(task, completed=int(done), total=total)
+            if start[0] is None:
+                start[0] = done  # runs already ended before this invocation
             if bar.disable and int(done) != last[0]:  # logs, CI: one plain line per change
                 last[0] = int(done)
                 el = time.perf_counter() - t0
-                eta = f"{el / done * (total - done):.0f} s" if done and done > first[0] else "?"
+                rate = (done - start[0]) / el if el > 0 else 0.0
+                eta = f"{(total - done) / rate:.0f} s" if rate > 0 else "?"
                 out.print(f"runs {int(done)}/{total} ended; elapsed {el:.0f} s; eta {eta}", markup=False)
-                if first[0] < 0:
-                    first[0] = done
-
-        first = [-1.0]
 
         summary = run_study(
             col, st, reg, n_seeds=seeds, device=str(dev), workers=workers,
