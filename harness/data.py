@@ -14,7 +14,7 @@ import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
@@ -59,7 +59,7 @@ def fixed_split(n: int, n_test: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @register_dataset("digits")
-@lru_cache(maxsize=None)
+@cache
 def digits() -> Dataset:
     """sklearn's 8x8 digits (1,797 images, bundled with scikit-learn): 17 levels, 300 test."""
     from sklearn.datasets import load_digits
@@ -70,7 +70,7 @@ def digits() -> Dataset:
 
 
 @register_dataset("digits_binary")
-@lru_cache(maxsize=None)
+@cache
 def digits_binary() -> Dataset:
     """The binarized view of digits (intensity >= 8 of 16 is on): 2 levels."""
     d = digits()
@@ -148,7 +148,7 @@ def _digits_labels(root=None) -> tuple[np.ndarray, np.ndarray]:
 # so nothing is clipped in practice. Continuous: levels=None.
 
 
-@lru_cache(maxsize=None)
+@cache
 def _mnist1d_raw() -> dict:
     try:
         from mnist1d.data import get_dataset_args, make_dataset
@@ -257,7 +257,7 @@ _TOYS: dict[str, tuple[int, Callable[[np.random.Generator, int], np.ndarray]]] =
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _toy_arrays(name: str) -> tuple[np.ndarray, np.ndarray]:
     k, fn = _TOYS[name]
     x = fn(np.random.default_rng([SPLIT_SEED, k]), TOY_TRAIN + TOY_TEST).astype(np.float32)

@@ -8,7 +8,8 @@ file under ``harness/`` needs editing to test a new idea.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -59,5 +60,5 @@ def get_model(name: str) -> type:
 
 
 def _load_builtins() -> None:
-    import harness.data  # noqa: F401  (registers datasets)
+    import harness.data
     import harness.models  # noqa: F401  (registers models)

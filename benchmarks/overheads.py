@@ -1,0 +1,260 @@
+"""The harness's own overheads, each printed as a ratio.
+
+1. MLflow logging per run: what ``harness.study.execute`` does for one cell (``start_cell``
+   with params and provenance tags, the sample-grid PNG, ``finish_cell`` with final metrics and
+   batched histories), against that run's training time (its share of a block of S seeds
+   trained by the engine at the hypothesis's own settings). Target: < 5 %.
+2. Start-up of ``harness run`` until the first training step, in a fresh subprocess (the
+   interpreter, imports, store, registration, planning, claims, child runs, data, model build).
+3. Resume: ``harness.study.plan`` over a store holding 100 and 1,000 finished runs of one
+   version; the ratio of the two should be about 10 (one paginated pass, no per-cell queries).
+   The per-block re-read that ``execute`` does after claiming is timed too.
+
+Usage::
+
+    python benchmarks/overheads.py                    # all three, about 5 minutes on 2 cores
+    python benchmarks/overheads.py --only logging --steps 1500
+
+Needs mlflow (this is the one benchmark that does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DEFAULT_HYPOTHESIS = ROOT / "hypotheses" / "iaf_tightens_bound.py"
+
+
+# ----------------------------------------------------------------------------- 1. logging
+def logging_overhead(hyp_path: str, seeds: int, steps: int | None) -> None:
+    import torch
+
+    from harness import data, engine
+    from harness.collect import collect
+    from harness.registry import MODELS
+    from harness.study import provenance, register, sample_grid_png
+    from harness.tracking import Store
+
+    col = collect(hyp_path)
+    hyp = col.hypothesis
+    v = hyp.variants[-1]
+    tr = v.training if steps is None else dataclasses.replace(v.training, steps=steps)
+    ds = data.load(hyp.dataset)
+    model_cls = MODELS[v.model or hyp.model]
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        store = Store(str(Path(tmp) / "mlflow.db"))
+        reg, _ = register(col, store)
+        t_create = time.perf_counter() - t
+
+        t = time.perf_counter()
+        results = engine.train_block(model_cls, v.model_config, tr, ds, list(range(seeds)), "cpu")
+        t_train = time.perf_counter() - t
+        per_run_train = t_train / seeds
+
+        params = {
+            "model": v.model or hyp.model,
+            "dataset": hyp.dataset,
+            **dataclasses.asdict(v.model_config),
+            **{f"training.{k}": x for k, x in dataclasses.asdict(tr).items()},
+        }
+        t = time.perf_counter()
+        tags = {**provenance("cpu"), "block_size": seeds}
+        t_prov = time.perf_counter() - t
+        start, png_t, finish = [], [], []
+        for r in results:
+            t = time.perf_counter()
+            rid = store.start_cell(reg, col.id, v, r.seed, params, tags)
+            start.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            png = sample_grid_png(r.samples[:64], ds.shape) if r.samples is not None else None
+            png_t.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            store.finish_cell(rid, r, png)
+            finish.append(time.perf_counter() - t)
+    n_points = sum(len(p) for p in results[0].history.values())
+    per_run_log = statistics.median(start) + statistics.median(png_t) + statistics.median(finish) + t_prov / seeds
+    print(f"[logging] {col.id} variant {v.id}: {tr.steps} steps, {seeds} seeds per block, torch threads "
+          f"{torch.get_num_threads()}")
+    print(f"  training: {t_train:.1f} s per block = {per_run_train:.2f} s per run")
+    print(f"  logging per run (medians): start_cell {statistics.median(start) * 1e3:.0f} ms, sample grid PNG "
+          f"{statistics.median(png_t) * 1e3:.0f} ms, finish_cell ({len(results[0].metrics)} metrics + "
+          f"{n_points} history points + PNG) {statistics.median(finish) * 1e3:.0f} ms, provenance "
+          f"{t_prov * 1e3 / seeds:.0f} ms")
+    print(f"  store creation + registration (once per study): {t_create:.2f} s")
+    print(f"logging ratio {per_run_log / per_run_train:.3f} (logging / training time per run; target < 0.05)")
+
+
+# ----------------------------------------------------------------------------- 2. start-up
+CHILD = r"""
+import sys, time, json
+t_imports = time.time()
+import harness.engine as E
+from harness.cli import app
+marks = {"imports_done": time.time()}
+orig_init, orig_step = E._Block.__init__, E._Block.step
+def init(self, *a, **k):
+    marks.setdefault("block_setup", time.time())
+    orig_init(self, *a, **k)
+def step(self, *a, **k):
+    if "first_step" not in marks:
+        marks["first_step"] = time.time()
+        print("MARKS " + json.dumps({**marks, "python_started": t_imports}), flush=True)
+        raise SystemExit(0)
+    return orig_step(self, *a, **k)
+E._Block.__init__, E._Block.step = init, step
+app(sys.argv[1:])
+"""
+
+
+def startup(hyp_path: str, reps: int) -> None:
+    import json
+
+    rows = []
+    for i in range(reps):
+        with tempfile.TemporaryDirectory() as tmp:
+            # A fresh store for the first repeat (schema creation included), a created one after.
+            store = Path(tempfile.gettempdir()) / "harness-overheads-startup" / "mlflow.db"
+            if i == 0 and store.parent.exists():
+                shutil.rmtree(store.parent)
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            env.pop("HARNESS_STORE", None)
+            t0 = time.time()
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, "run", hyp_path, "--store", str(store), "--device", "cpu",
+                 "--seeds", "2", "--new-version"],
+                cwd=tmp, env=env, capture_output=True, text=True, timeout=600,
+            )
+            line = next((ln for ln in out.stdout.splitlines() if ln.startswith("MARKS ")), None)
+            if line is None:
+                print(out.stdout[-2000:], out.stderr[-2000:])
+                raise SystemExit("start-up child did not reach a training step")
+            m = json.loads(line[6:])
+            rows.append({
+                "interpreter": m["python_started"] - t0,
+                "imports": m["imports_done"] - m["python_started"],
+                "store_register_plan_claim": m["block_setup"] - m["imports_done"],
+                "block_setup": m["first_step"] - m["block_setup"],
+                "total": m["first_step"] - t0,
+                "fresh_store": i == 0,
+            })
+    warm = [r for r in rows if not r["fresh_store"]] or rows
+    med = {k: statistics.median(r[k] for r in warm) for k in rows[0] if k != "fresh_store"}
+    print(f"[start-up] `harness run` to its first training step ({len(warm)} runs on an existing store):")
+    print("  " + ", ".join(f"{k} {v:.2f} s" for k, v in med.items()))
+    print(f"  first run, creating the store: {rows[0]['total']:.2f} s")
+    print(f"startup seconds {med['total']:.2f}")
+
+
+# ----------------------------------------------------------------------------- 3. resume
+TINY = '''
+from harness import Hypothesis, Prediction, Training
+hypothesis = Hypothesis(
+    claim="Resume-cost benchmark: nothing is trained.",
+    dataset="digits", model="vae",
+    fixed={{"latent_dim": 2, "hidden": 8, "depth": 1}},
+    ablate={{"posterior": ["diagonal", "linear_iaf"]}},
+    prediction=Prediction(metric="iwae_nll", direction="lower", effect=0.5),
+    seeds={seeds},
+    training=Training(steps=10, batch_size=32, eval_samples=2, log_every=5, n_samples=4),
+)
+'''
+
+
+def fill_store(tmp: Path, n_cells: int):
+    """A store with one registered version and ``n_cells`` FINISHED runs (2 variants)."""
+    from harness.collect import collect
+    from harness.engine import SeedResult
+    from harness.study import register
+    from harness.tracking import Store
+
+    d = tmp / f"s{n_cells}"
+    (d / "hypotheses").mkdir(parents=True)
+    path = d / "hypotheses" / "resume_bench.py"
+    path.write_text(textwrap.dedent(TINY.format(seeds=n_cells // 2)))
+    col = collect(str(path))
+    store = Store(str(d / "mlflow.db"))
+    reg, _ = register(col, store)
+    params = {"model": "vae", "dataset": "digits", "latent_dim": 2, "hidden": 8}
+    tags = {"host": "bench", "block_size": 8}
+    hist = {k: [(s, 1.0) for s in range(50, 1501, 50)] for k in ("neg_elbo", "rate", "distortion")}
+    t = time.perf_counter()
+    for v in col.hypothesis.variants:
+        for s in range(n_cells // 2):
+            rid = store.start_cell(reg, col.id, v, s, params, tags)
+            res = SeedResult(seed=s, status="FINISHED", metrics={"iwae_nll": 100.0 + s, "neg_elbo": 101.0},
+                             history=hist, seconds=1.0)
+            store.finish_cell(rid, res, None)
+    return col, store, reg, time.perf_counter() - t
+
+
+def resume(reps: int) -> None:
+    import gc
+
+    from harness.study import cell_status, plan
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = {}
+        for n in (100, 1000):
+            col, store, reg, t_fill = fill_store(Path(tmp), n)
+            times, rescans, no_gc = [], [], []
+            for _ in range(reps):
+                t = time.perf_counter()
+                jobs, done = plan(col, store, reg.version)
+                times.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                cell_status(store, col.id, reg.version)
+                rescans.append(time.perf_counter() - t)
+                gc.disable()  # diagnosis: how much of it is Python's cyclic GC
+                try:
+                    t = time.perf_counter()
+                    plan(col, store, reg.version)
+                    no_gc.append(time.perf_counter() - t)
+                finally:
+                    gc.enable()
+            assert done == n and not jobs, (done, len(jobs))
+            out[n] = (statistics.median(times), statistics.median(rescans), statistics.median(no_gc))
+            print(f"[resume] {n} finished runs (written in {t_fill:.0f} s): plan {out[n][0] * 1e3:.0f} ms "
+                  f"({out[n][0] / n * 1e6:.0f} us per run; {out[n][2] * 1e3:.0f} ms with the cyclic GC off), "
+                  f"execute's per-block re-read {out[n][1] * 1e3:.0f} ms")
+    print(f"  with the cyclic GC off: ratio {out[1000][2] / out[100][2]:.1f}")
+    print(f"resume scaling ratio {out[1000][0] / out[100][0]:.1f} (plan time at 1,000 / at 100 runs; linear = 10)")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", choices=("logging", "startup", "resume"), default=None)
+    ap.add_argument("--hypothesis", default=str(DEFAULT_HYPOTHESIS))
+    ap.add_argument("--seeds", type=int, default=8, help="seeds per block for the logging measurement")
+    ap.add_argument("--steps", type=int, default=None, help="steps for the logging measurement (default: the hypothesis's)")
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args(argv)
+    import platform
+
+    import torch
+
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, torch {torch.__version__}, load average {load}")
+    if args.only in (None, "logging"):
+        logging_overhead(args.hypothesis, args.seeds, args.steps)
+    if args.only in (None, "startup"):
+        startup(args.hypothesis, args.reps + 1)
+    if args.only in (None, "resume"):
+        resume(args.reps)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
