@@ -141,7 +141,9 @@ def run(
     seeds: int | None = typer.Option(None, "--seeds", help="Run only the first N pre-registered seeds now."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
     workers: int = typer.Option(1, "--workers", help="Processes training variant blocks in parallel."),
-    block_size: int = typer.Option(8, "--block-size", help="Seeds trained together as one stacked model."),
+    block_size: int | None = typer.Option(
+        None, "--block-size", help="Seeds trained together as one stacked model (default: auto from device memory)."
+    ),
     store: str | None = StoreOpt,
     new_version: bool = typer.Option(False, "--new-version", help="Register a changed declaration as a new version."),
     smoke: bool = typer.Option(False, "--smoke", help="A labelled smoke run (2 seeds, tiny budget) into ID@smoke."),
@@ -162,7 +164,7 @@ def run(
     from harness.study import register as do_register
     from harness.tracking import Store
 
-    if block_size < 1:
+    if block_size is not None and block_size < 1:
         raise HarnessError(f"--block-size {block_size}: expected a positive integer")
     if workers < 1:
         raise HarnessError(f"--workers {workers}: expected a positive integer")

@@ -138,8 +138,15 @@ def cell_status(store, hyp_id: str, version: str) -> dict[tuple[str, str, int], 
     return out
 
 
-def plan(col: Collected, store, version: str, n_seeds: int | None = None, block_size: int = 8):
-    """(jobs still to train, number of cells already done)."""
+def plan(
+    col: Collected, store, version: str, n_seeds: int | None = None, block_size: int | None = None,
+    device: str = "auto",
+):
+    """(jobs still to train, number of cells already done).
+
+    ``block_size=None`` chooses each variant's block with :func:`harness.engine.auto_block_size`
+    (free GPU memory on CUDA, a fixed cap on CPU); results never depend on it.
+    """
     hyp = col.hypothesis
     n_seeds = hyp.seeds if n_seeds is None else n_seeds
     status = cell_status(store, col.id, version)
@@ -152,9 +159,18 @@ def plan(col: Collected, store, version: str, n_seeds: int | None = None, block_
                 done += 1
             else:
                 todo.append(s)
-        for i in range(0, len(todo), block_size):
-            jobs.append(Job(v, todo[i : i + block_size]))
+        size = (block_size or _auto_block(col, v, device)) if todo else 1
+        for i in range(0, len(todo), size):
+            jobs.append(Job(v, todo[i : i + size]))
     return jobs, done
+
+
+def _auto_block(col: Collected, v: Variant, device: str) -> int:
+    from harness import data, engine
+    from harness.registry import MODELS
+
+    ds = data.load(col.hypothesis.dataset)
+    return engine.auto_block_size(MODELS[v.model], v.model_config, v.training, ds, device)
 
 
 # ---------------------------------------------------------------------- claims
@@ -310,7 +326,7 @@ def run_study(
     n_seeds: int | None = None,
     device: str = "auto",
     workers: int = 1,
-    block_size: int = 8,
+    block_size: int | None = None,
     on_progress: Callable[[float, int], None] | None = None,
 ) -> RunSummary:
     """Train every (variant, seed) of ``reg``'s version not yet done.
@@ -325,7 +341,7 @@ def run_study(
     if workers < 1:
         raise HarnessError(f"--workers {workers}: expected a positive integer")
     t0 = time.perf_counter()
-    jobs, done = plan(col, store, reg.version, n_seeds, block_size)
+    jobs, done = plan(col, store, reg.version, n_seeds, block_size, device)
     total = len(hyp.variants) * (n_seeds or hyp.seeds)
     summary = RunSummary(already_done=done, planned=total)
     completed = float(done)
