@@ -178,6 +178,9 @@ def _verdict_sentence(v, prediction, control, levels, units, complete, done, pla
         f"{'adjusted p' if v.family_size > 1 else 'one-sided p'} = {_fmt(v.p_value)}; "
         f"smallest effect of interest {prediction.effect:g}{units}."
     )
+    if v.outcome == "supported" and getattr(v, "negligible", False):
+        s += (f" Significant, but possibly NEGLIGIBLE: the interval reaches below the smallest effect of "
+              f"interest ({prediction.effect:g}{units}), so this is not a clean success.")
     if not complete:
         s += f" INTERIM: {done} of {planned} planned runs have ended."
     return s
