@@ -42,6 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from harness import data  # noqa: E402
 from harness.collect import collect  # noqa: E402
+from harness import engine  # noqa: E402
 from harness.engine import auto_block_size, pick_device, train_block  # noqa: E402
 from harness.registry import MODELS  # noqa: E402
 
@@ -181,11 +182,19 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--block", default="S", help="seeds per block for (b): S (all), auto, or a number")
     ap.add_argument("--hypothesis", default=str(DEFAULT_HYPOTHESIS))
+    ap.add_argument("--allocator", choices=("tuned", "default"), default="tuned",
+                    help="CPU: glibc malloc as the engine sets it (harness.engine.tune_cpu_allocator) "
+                    "or left at its defaults; either way (a) and (b) share it")
     args = ap.parse_args(argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = pick_device(args.device)
+    allocator = "n/a"
+    if dev.type == "cpu":
+        if args.allocator == "default":
+            os.environ[engine.ALLOCATOR_ENV] = "default"  # the engine leaves malloc alone too
+        allocator = "tuned" if engine.tune_cpu_allocator() else "glibc default"
     S = args.seeds or (64 if dev.type == "cuda" else 8)
     col = collect(args.hypothesis)
     hyp = col.hypothesis
@@ -210,7 +219,7 @@ def main(argv=None) -> int:
     print(f"machine: {machine()}")
     print(f"device: {dev}; study: {col.id}, {len(variants)} variants x {S} seeds = {n_runs} runs, "
           f"{steps} steps, batch {variants[0][0].training.batch_size}, eval K={variants[0][0].training.eval_samples}; "
-          f"harness block {block}")
+          f"harness block {block}; CPU allocator (shared by (a) and (b)): {allocator}")
     sys.stdout.flush()
 
     # Warm both paths (lazy library init, first-call costs) outside the timings.

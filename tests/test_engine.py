@@ -319,3 +319,14 @@ def test_training_does_not_import_torch_dynamo(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_cpu_allocator_tuning_can_be_declined(monkeypatch):
+    monkeypatch.setattr(engine, "_allocator_tuned", False)
+    monkeypatch.setenv(engine.ALLOCATOR_ENV, "default")
+    assert engine.tune_cpu_allocator() is False
+    monkeypatch.delenv(engine.ALLOCATOR_ENV)
+    import sys
+
+    expected = sys.platform.startswith("linux")
+    assert engine.tune_cpu_allocator() in (expected, False)  # False off glibc (e.g. musl)
