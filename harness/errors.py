@@ -49,3 +49,7 @@ class StoreError(HarnessError):
 
 class ClaimedError(HarnessError):
     """Another process holds the claim on the runs this process was asked to train."""
+
+
+class ModelError(HarnessError):
+    """A user's model raised while training: reported at the line of their code, not ours."""

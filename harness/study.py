@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.collect import Collected, collect
-from harness.errors import HarnessError, StoreError
+from harness.errors import HarnessError, ModelError, StoreError
 from harness.hypothesis import Variant, diff_declarations
 
 FINISHED_STATUSES = ("FINISHED", "FAILED")
@@ -119,8 +119,34 @@ def _register(col: Collected, store, new_version: bool):
             "  hint: a changed declaration is a new study; pass --new-version to register it as "
             f"version {latest.number + 1} (its results never mix with version {latest.number}'s)"
         )
-    reg = store.register(col.id, hyp.canonical(), version, col.source, provenance())
+    reg = store.register(col.id, hyp.canonical(), version, col.source, hypothesis_provenance(col))
     return reg, True
+
+
+def hypothesis_provenance(col: Collected) -> dict:
+    """:func:`provenance` plus the hypothesis file's own sha256 and git state: ``git checkout``
+    of the recorded commit cannot restore an untracked or modified file, so it makes the
+    record dirty (the registered copy of the file is what reproduces the study)."""
+    import hashlib
+
+    prov = provenance()
+    state = "no git repository"
+    try:
+        git = ["git", "-C", str(col.path.parent)]
+        tracked = subprocess.run([*git, "ls-files", "--error-unmatch", str(col.path)], capture_output=True, timeout=5)
+        if tracked.returncode == 0:
+            changed = subprocess.run([*git, "status", "--porcelain", "--", str(col.path)], capture_output=True,
+                                     text=True, timeout=5).stdout.strip()
+            state = "modified" if changed else "committed"
+        elif subprocess.run([*git, "rev-parse"], capture_output=True, timeout=5).returncode == 0:
+            state = "untracked"
+    except (OSError, subprocess.SubprocessError):
+        state = "unknown"
+    prov["hypothesis_sha256"] = hashlib.sha256(col.source.encode()).hexdigest()
+    prov["hypothesis_git"] = state
+    if state != "committed" and prov["git_dirty"] == "false":
+        prov["git_dirty"] = f"true (hypothesis file {state})"
+    return prov
 
 
 def current_registration(col: Collected, store):
@@ -241,6 +267,8 @@ def execute(
             **{f"training.{k}": v for k, v in dataclasses.asdict(job.variant.training).items()},
         }
         tags = {**provenance(str(dev)), "block_size": len(seeds)}
+        if getattr(model_cls, "higher_is_better", ()):  # read by the report's secondary table
+            tags["higher_is_better"] = ",".join(model_cls.higher_is_better)
         run_ids = {s: store.start_cell(reg, col.id, job.variant, s, params, tags) for s in seeds}
         cb = None
         if progress is not None:
@@ -249,7 +277,16 @@ def execute(
         scored = sample_metrics.wanted(hyp)
         if scored:  # enough samples for the metrics; the grid shows the first 64
             training = dataclasses.replace(training, n_samples=sample_metrics.n_samples_for(ds))
-        results = engine.train_block(model_cls, job.variant.model_config, training, ds, seeds, dev, progress=cb)
+        try:
+            results = engine.train_block(model_cls, job.variant.model_config, training, ds, seeds, dev, progress=cb)
+        except Exception as exc:
+            # Never leave the block's runs RUNNING; KILLED (not FAILED) so a rerun trains them.
+            for s, rid in run_ids.items():
+                store.kill(rid, error=f"{type(exc).__name__}: {exc}"[:5000])
+            user = model_error(exc, model_cls, col, job.variant, run_ids)
+            if user is None:
+                raise
+            raise user from None
         for res in results:
             if scored and res.samples is not None:
                 res.metrics.update(sample_metrics.score(res.samples, ds, res.seed, store.root / "cache"))
@@ -261,29 +298,46 @@ def execute(
     return counts
 
 
+def model_error(exc: BaseException, model_cls: type, col: Collected, variant: Variant, run_ids: dict):
+    """A HarnessError locating an exception raised inside a user's model (file:line of their
+    code, which runs); None for a built-in model (a harness bug keeps its traceback)."""
+    import inspect
+    import traceback
+
+    if isinstance(exc, HarnessError):
+        return exc
+    if model_cls.__module__.startswith("harness."):
+        return None
+    try:
+        src = Path(inspect.getsourcefile(model_cls) or "").resolve()
+    except TypeError:
+        src = None
+    frames = traceback.extract_tb(exc.__traceback__)
+    mine = [f for f in frames if src is not None and Path(f.filename).resolve() == src]
+    frame = (mine or frames or [None])[-1]
+    where = f"{frame.filename}:{frame.lineno} (in {frame.name})" if frame else str(src or col.path)
+    code = f"\n    {frame.line}" if frame and frame.line else ""
+    runs = ", ".join(f"seed {s}: run {rid}" for s, rid in run_ids.items())
+    return ModelError(
+        f"{where}: model {model_cls.name!r} raised {type(exc).__name__}: {exc}{code}\n"
+        f"  while training variant {variant.id!r} of {col.id} ({runs}; marked KILLED)\n"
+        "  hint: this is an error in the model's code, not in the harness; fix it (test it with "
+        "harness.engine.train_block on a few steps), then run again: the killed runs are retrained"
+    )
+
+
 def sample_grid_png(samples, shape: tuple[int, ...]) -> bytes:
     """A PNG grid of samples: images for 2-D/3-D shapes, a scatter for 2-D points, else lines."""
+    if len(shape) >= 2:  # pixels, not a figure: nearest-neighbour upscaled, 1-px separators
+        from harness.images import grid_png
+
+        return grid_png(samples, shape)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    n = samples.shape[0]
-    if len(shape) >= 2:
-        side = int(np.ceil(np.sqrt(n)))
-        imgs = samples.reshape(n, *shape)
-        if len(shape) == 3:  # C, H, W -> H, W, C
-            imgs = imgs.transpose(0, 2, 3, 1)
-        h, w = imgs.shape[1], imgs.shape[2]
-        canvas = np.ones((side * (h + 1), side * (w + 1)) + imgs.shape[3:], dtype=np.float32)
-        for i in range(n):
-            r, c = divmod(i, side)
-            canvas[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = imgs[i]
-        fig, ax = plt.subplots(figsize=(3, 3), dpi=100)
-        ax.imshow(canvas, cmap="gray_r" if len(shape) == 2 else None, vmin=0, vmax=1, interpolation="nearest")
-        ax.axis("off")
-    elif shape == (2,):
+    if shape == (2,):
         fig, ax = plt.subplots(figsize=(3, 3), dpi=100)
         ax.scatter(samples[:, 0], samples[:, 1], s=2)
     else:
