@@ -266,7 +266,7 @@ def execute(
             **{k: v for k, v in dataclasses.asdict(job.variant.model_config).items()},
             **{f"training.{k}": v for k, v in dataclasses.asdict(job.variant.training).items()},
         }
-        tags = {**provenance(str(dev)), "block_size": len(seeds)}
+        tags = {**provenance(str(dev)), "block_size": len(seeds), "can_sample": engine.can_sample(model_cls)}
         if getattr(model_cls, "higher_is_better", ()):  # read by the report's secondary table
             tags["higher_is_better"] = ",".join(model_cls.higher_is_better)
         run_ids = {s: store.start_cell(reg, col.id, job.variant, s, params, tags) for s in seeds}
@@ -281,7 +281,7 @@ def execute(
             results = engine.train_block(model_cls, job.variant.model_config, training, ds, seeds, dev, progress=cb)
         except Exception as exc:
             # Never leave the block's runs RUNNING; KILLED (not FAILED) so a rerun trains them.
-            for s, rid in run_ids.items():
+            for rid in run_ids.values():
                 store.kill(rid, error=f"{type(exc).__name__}: {exc}"[:5000])
             user = model_error(exc, model_cls, col, job.variant, run_ids)
             if user is None:
@@ -382,11 +382,13 @@ def run_study(
     workers: int = 1,
     block_size: int | None = None,
     on_progress: Callable[[float, int], None] | None = None,
+    on_training: Callable[[float, int], None] | None = None,
 ) -> RunSummary:
     """Train every (variant, seed) of ``reg``'s version not yet done.
 
-    ``on_progress(done_runs, total_runs)`` is called as runs progress (fractional within a block
-    when training in-process).
+    ``on_progress(ended_runs, total_runs)`` is called when runs have ended (logged, terminal);
+    ``on_training(trained, total_runs)`` as training advances inside a block (in run units,
+    fractional; in-process only): a block's runs end only after all its seeds trained.
     """
     import time
 
@@ -415,8 +417,8 @@ def run_study(
             base = completed
 
             def prog(x: float, base: float = base) -> None:
-                if on_progress:
-                    on_progress(base + x, total)
+                if on_training:
+                    on_training(base + x, total)
 
             absorb(execute(col, store, reg, job, device, progress=prog))
             completed = base + len(job.seeds)
