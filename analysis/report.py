@@ -104,7 +104,7 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
         figures = {
             "forest": forest_plot(verdict, prediction, units),
             "paired": paired_plot(frame, levels, prediction, units),
-            "histories": history_plot(_histories(st, frame, used)),
+            "histories": history_plot(_histories(st, frame, used, factor, levels)),
         }
     samples = _sample_grids(st, frame, levels)
     real = _real_images(decl["dataset"]) if samples else None
@@ -143,7 +143,7 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
         f"harness report {stem}{smoke_flag}{store_arg} --version {reg.version} --seed {seed}",
     ]
     comparisons = verdict.comparisons.to_dict("records")
-    failures = _failures(frame, levels)
+    failures = _failures(_in_level_order(frame, levels), levels)
     ui = _ui_links(st, used, reg)
     ctx = {
         "id": hypothesis_id,
@@ -433,12 +433,18 @@ GRID_SEEDS = 3  # sample grids shown per variant: one seed can be a lucky or an 
 REAL_IMAGES = 16  # real test images in the comparison row
 
 
-def _histories(st, frame: pd.DataFrame, used: list) -> dict[str, dict[str, list]]:
+def _in_level_order(frame: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
+    """Rows in the declared order (control first), not string order ("16" before "8")."""
+    rank = {lv: i for i, lv in enumerate(levels)}
+    return frame.assign(_rank=frame["variant"].map(rank)).sort_values(["stratum", "_rank", "seed"]).drop(columns="_rank")
+
+
+def _histories(st, frame: pd.DataFrame, used: list, factor: str, levels: list[str]) -> dict[str, dict[str, list]]:
     """``{term: {variant: [history of each seed]}}`` for every logged training term."""
     terms = sorted({k for r in used for k in r.data.metrics if k.startswith("train/")})
     out: dict[str, dict[str, list]] = {t[len("train/"):]: {} for t in terms}
-    for r in frame.itertuples():
-        name = r.variant if not r.stratum else f"{r.variant} | {r.stratum}"
+    for r in _in_level_order(frame, levels).itertuples():
+        name = f"{factor} = {r.variant}" + (f" | {r.stratum}" if r.stratum else "")
         for t in terms:
             out[t[len("train/"):]].setdefault(name, []).append(st.metric_history(r.run_id, t))
     return out
@@ -448,7 +454,7 @@ def _sample_grids(st, frame, levels) -> list[dict]:
     """Per (stratum, variant) row: the grids of its first GRID_SEEDS finished seeds."""
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        for (stratum, variant), g in frame.sort_values("seed").groupby(["stratum", "variant"], sort=False):
+        for (stratum, variant), g in _in_level_order(frame, levels).groupby(["stratum", "variant"], sort=False):
             grids = []
             for r in g[g["status"] == "FINISHED"].head(GRID_SEEDS).itertuples():
                 try:

@@ -426,7 +426,6 @@ def ui(
     timeout: float = typer.Option(180.0, "--timeout", help="Seconds to wait for the server to answer."),
 ):
     """Serve MLflow's UI on 127.0.0.1 over the same store; prints the URL once it answers."""
-    import signal
     import subprocess
     import urllib.request
 
@@ -439,15 +438,23 @@ def ui(
         cmd += ["--default-artifact-root", (local_root(uri) / "artifacts").resolve().as_uri()]
     url = f"http://127.0.0.1:{port}"
     err.print(f"starting MLflow's UI over {uri} ...", markup=False)
-    proc = subprocess.Popen(cmd, start_new_session=True)
+    # The job runner (huey workers, for MLflow's GenAI jobs) is most of the start-up time and
+    # unused here: about 19 s -> 11 s to the first answer on a 2-core machine.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION",
+                                                                              "false")}
+    # Same process group (Ctrl-C, or a kill of the group, reaches the server too) and, on
+    # Linux, a parent-death signal: the server never outlives `harness ui`.
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent)
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
                 raise HarnessError(f"harness ui: the MLflow server exited with code {proc.returncode} before "
                                    f"answering\n  hint: is port {port} free? try --port; check --store {uri}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+            try:  # a real API call, not /health: the store behind it must answer too
+                req = urllib.request.Request(f"{url}/ajax-api/2.0/mlflow/experiments/search", data=b'{"max_results": 1}',
+                                             headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=5) as r:
                     if r.status == 200:
                         break
             except OSError:
@@ -460,12 +467,22 @@ def ui(
     except KeyboardInterrupt:
         pass
     finally:
-        if proc.poll() is None:  # its workers are in its session: stop them all
-            os.killpg(proc.pid, signal.SIGTERM)
+        if proc.poll() is None:
+            proc.terminate()
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                proc.kill()
+
+
+def _die_with_parent() -> None:
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the process group still covers Ctrl-C
+        pass
 
 
 @app.command()
