@@ -420,8 +420,9 @@ def run_study(
                 if on_training:
                     on_training(base + x, total)
 
-            absorb(execute(col, store, reg, job, device, progress=prog))
-            completed = base + len(job.seeds)
+            c = execute(col, store, reg, job, device, progress=prog)
+            absorb(c)
+            completed = base + c["trained"] + c["done"]  # not cells another process still trains
             if on_progress:
                 on_progress(completed, total)
     else:

@@ -27,7 +27,7 @@ def hostile_hypothesis(seeds: int = 3, steps: int = 10) -> str:
     text = text.replace("    hidden: int = 16\n", '    hidden: int = 16\n    tag: str = "a"  # a label\n')
     text = text.replace("d, h = config.latent_dim, config.hidden",
                         "d, h = config.latent_dim, config.hidden * (2 if '[' in config.tag else 1)")
-    return text.replace('ablate={"hidden": [8, 16]}', 'ablate={"tag": ["budget_$5", "x[/]y", "<b>bold</b>"]}')
+    return text.replace('ablate={"hidden": [8, 16]}', 'ablate={"tag": ["budget_$5", "x[/]y_$5_$x", "<b>bold</b>"]}')
 
 
 def test_report_shows_what_was_trained_and_every_metric(project, cli):
@@ -36,7 +36,9 @@ def test_report_shows_what_was_trained_and_every_metric(project, cli):
     assert r.exit_code == 0, r.output
     r = cli("report", "hostile")
     assert r.exit_code == 0, r.output
-    assert "x[/]y" in r.output  # the terminal table prints the name, rich markup does not eat it
+    # the terminal table prints the name: rich markup does not eat "[/]"; mathtext does not
+    # parse "$5_$" (both crashed the report before)
+    assert "x[/]y_$5_$x" in r.output
     out = project / "runs" / "reports" / "hostile"
     html = (out / "index.html").read_text()
     md = (out / "report.md").read_text()
@@ -48,7 +50,7 @@ def test_report_shows_what_was_trained_and_every_metric(project, cli):
         assert f"<code>{metric}</code>" in sec
     # the declaration, with named levels, and training settings
     decl = html[html.index('id="declaration"'):]
-    for text in ("tag = budget_$5", "tag = x[/]y", "tag = &lt;b&gt;bold&lt;/b&gt;", "latent_dim = 2", "steps=10",
+    for text in ("tag = budget_$5", "tag = x[/]y_$5_$x", "tag = &lt;b&gt;bold&lt;/b&gt;", "latent_dim = 2", "steps=10",
                  "lr=0.001", "batch_size=64"):
         assert text in decl, text
     assert "<b>bold</b>" not in html
@@ -72,7 +74,7 @@ def test_report_shows_what_was_trained_and_every_metric(project, cli):
     for name in ("table.csv", "table.tex", "secondary.csv", "forest.svg", "paired.svg", "histories.svg"):
         assert (out / name).stat().st_size > 0, name
     rows = list(csv.DictReader((out / "table.csv").open()))
-    assert len(rows) == 2 and {r["treatment"] for r in rows} == {"x[/]y", "<b>bold</b>"}
+    assert len(rows) == 2 and {r["treatment"] for r in rows} == {"x[/]y_$5_$x", "<b>bold</b>"}
     tex = (out / "table.tex").read_text()
     assert r"budget\_\$5" in tex and "\\begin{tabular}" in tex
     assert (out / "forest.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
