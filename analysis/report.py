@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.decide import decide
-from analysis.figures import drawing, forest_plot, history_plot, paired_plot
+from analysis.figures import drawing, forest_plot, history_plot, paired_plot, render
 from analysis.load import load
 from analysis.secondary import secondary_table, warnings_for
 from harness.catalog import SAMPLE_METRIC_DIRECTIONS, metric_unit
@@ -145,6 +145,10 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
     comparisons = verdict.comparisons.to_dict("records")
     failures = _failures(_in_level_order(frame, levels), levels)
     ui = _ui_links(st, used, reg)
+    from analysis import tuning as tuning_report
+
+    # analysis.tuning escapes "$" itself, so its figure is drawn with mathtext on
+    tuning_ctx = tuning_report.section(st, hypothesis_id, reg, levels, _png)
     ctx = {
         "id": hypothesis_id,
         "decl": decl,
@@ -186,6 +190,7 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
         "unit_of": metric_unit,
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "fmt": _fmt,
+        "tuning": tuning_ctx,
     }
     env = Environment(
         loader=PackageLoader("analysis", "templates"),
@@ -483,6 +488,11 @@ def _real_images(dataset: str) -> dict | None:
         return None
     x = ds.test[:REAL_IMAGES].cpu().numpy()
     return {"uri": _data_uri(grid_png(x, ds.shape, cols=len(x))), "note": f"the first {len(x)} test images"}
+
+
+def _png(fig) -> str:
+    """A figure as an embedded PNG (the hook analysis.tuning draws through)."""
+    return render(fig).uri
 
 
 def _data_uri(png: bytes) -> str:
