@@ -114,7 +114,7 @@ def translate(exc: BaseException, where: str = "the tracking store") -> HarnessE
         text = str(e).lower()
         for needles, what, fix in _ENVIRONMENT:
             if any(n in text for n in needles):
-                return StoreError(f"{what.format(where=where)} ({_first_line(e)})\n  hint: {fix}")
+                return StoreError(f"{what.format(where=where)}: {_first_line(e)}\n  hint: {fix}")
     return None
 
 

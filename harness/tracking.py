@@ -81,8 +81,13 @@ class Store:
         given = store or os.environ.get(ENV_STORE) or self.uri
         # mlflow configures its own loggers on import; its INFO lines (schema creation, ...)
         # are noise in a CLI.
+        import mlflow  # noqa: F401  (first, so the levels below are not reset by its import)
+
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # It logs each sqlite error with a traceback before raising it; the harness turns the
+        # exception itself into a located message (errors.translate).
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
         if self.uri.startswith("sqlite:///"):
             self._prepare_sqlite(Path(self.uri[len("sqlite:///") :]), given, create)
         elif self.uri.startswith(("http://", "https://")):
