@@ -234,7 +234,7 @@ def list_(store: str | None = StoreOpt):
     rows: dict[str, dict] = {p.stem: {} for p in discover()}
     st = None
     if not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///"):]).exists():
-        st = Store(store)
+        st = Store(store, create=False)  # reading only: a read-only store lists
         for name in st.experiments():
             rows.setdefault(name, {})
     table = Table(title=f"hypotheses (store {uri})")

@@ -47,10 +47,9 @@ def resolve_uri(store: str | None = None) -> str:
         return f"sqlite:///{(Path.cwd() / DEFAULT_DB).resolve()}"
     if "://" not in uri:
         p = Path(uri)
-        if p.suffix == ".db" or not p.exists() or p.is_file():
-            p = p if p.suffix == ".db" else p / "mlflow.db"
-        else:
-            p = p / "mlflow.db"
+        # A regular file is the database itself (refused later when it is not one), never a
+        # directory to create mlflow.db under.
+        p = p if p.suffix == ".db" or p.is_file() else p / "mlflow.db"
         return f"sqlite:///{p.resolve()}"
     return uri
 
@@ -78,7 +77,9 @@ class Store:
     def __init__(self, store: str | None = None, *, create: bool = True):
         self.uri = resolve_uri(store)
         self.root = local_root(self.uri)
-        given = store or os.environ.get(ENV_STORE) or self.uri
+        # How the user named the store, for messages.
+        given = (f"--store {store}" if store else f"${ENV_STORE}={os.environ[ENV_STORE]}" if os.environ.get(ENV_STORE)
+                 else "the default store runs/")
         # mlflow configures its own loggers on import; its INFO lines (schema creation, ...)
         # are noise in a CLI.
         import mlflow  # noqa: F401  (first, so the levels below are not reset by its import)
@@ -98,11 +99,11 @@ class Store:
             self.client = MlflowClient(tracking_uri=self.uri)
             self.client.search_experiments(max_results=1)
         except Exception as exc:  # noqa: BLE001  (mlflow raises many kinds; name the store)
-            known = translate(exc, f"--store {given}")
+            known = translate(exc, given)
             if known is not None:
                 raise known from None
             raise StoreError(
-                f"--store {given}: the tracking store could not be opened: {str(exc).strip().splitlines()[0][:400]}\n"
+                f"{given}: the tracking store could not be opened: {str(exc).strip().splitlines()[0][:400]}\n"
                 "  hint: point --store at a harness store directory, its mlflow.db, or a running MLflow server"
             ) from None
 
@@ -119,13 +120,13 @@ class Store:
         state = _inspect_sqlite(db, given)
         if state == "ok":
             if create and not os.access(db.parent, os.W_OK):
-                raise StoreError(f"--store {given}: the store directory {db.parent} is read-only\n"
+                raise StoreError(f"{given}: the store directory {db.parent} is read-only\n"
                                  "  hint: make it writable, or point --store at a writable directory")
             return
         _refuse_if_lost(db, given, state)
         if not create and state == "absent":
             raise StoreError(
-                f"--store {given}: no tracking store at {db}\n"
+                f"{given}: no tracking store at {db}\n"
                 "  hint: run a study first (`harness run ID`), or point --store at an existing store"
             )
         try:
@@ -343,17 +344,17 @@ def _inspect_sqlite(db: Path, given: str) -> str:
     if not db.exists():
         return "absent"
     if not db.is_file():
-        raise StoreError(f"--store {given}: {db} is not a file\n  hint: point --store at the store directory")
+        raise StoreError(f"{given}: {db} is not a file\n  hint: point --store at the store directory")
     try:
         with open(db, "rb") as f:
             head = f.read(len(SQLITE_MAGIC))
     except OSError as exc:
-        raise StoreError(f"--store {given}: cannot read {db}: {exc.strerror}\n  hint: check its permissions") from None
+        raise StoreError(f"{given}: cannot read {db}: {exc.strerror}\n  hint: check its permissions") from None
     if not head:
         return "empty"
     if head != SQLITE_MAGIC:
         raise StoreError(
-            f"--store {given}: {db} is not an SQLite database (it begins with {head[:8]!r})\n"
+            f"{given}: {db} is not an SQLite database (it begins with {head[:8]!r})\n"
             "  hint: --store takes a store directory (holding mlflow.db), a .db file, or a server URI; "
             "restore the file from a backup if it was the store"
         )
@@ -370,7 +371,7 @@ def _inspect_sqlite(db: Path, given: str) -> str:
             con.close()
     except sqlite3.DatabaseError as exc:
         raise StoreError(
-            f"--store {given}: {db} is a malformed SQLite database ({exc})\n"
+            f"{given}: {db} is a malformed SQLite database ({exc})\n"
             "  hint: restore it from a backup, or point --store at another directory to start a new store"
         ) from None
     head_rev = _get_latest_schema_revision()
@@ -383,7 +384,7 @@ def _inspect_sqlite(db: Path, given: str) -> str:
     if runs or exps > 1:
         hint = ("back it up, then `mlflow db upgrade sqlite:///" + str(db) + "`" if not leftovers and not missing
                 else "restore it from a backup; it holds runs, so the harness will not recreate it")
-        raise StoreError(f"--store {given}: {db} holds {runs} runs but its schema is incomplete ({why})\n  hint: {hint}")
+        raise StoreError(f"{given}: {db} holds {runs} runs but its schema is incomplete ({why})\n  hint: {hint}")
     return f"half: {why}"
 
 
@@ -402,7 +403,7 @@ def _refuse_if_lost(db: Path, given: str, state: str) -> None:
     if found:
         what = "is empty (0 bytes)" if state == "empty" else "is missing"
         raise StoreError(
-            f"--store {given}: {db} {what}, but the store it belonged to is still beside it: "
+            f"{given}: {db} {what}, but the store it belonged to is still beside it: "
             + "; ".join(found) + "\n"
             "  hint: the database looks lost: restore mlflow.db from a backup; to start a new store "
             "instead, point --store at a new directory (or move those folders away)"

@@ -280,8 +280,16 @@ def test_full_then_read_only_disk(small_disk, monkeypatch):
     rc, out = harness(monkeypatch, d, "report", "tiny")
     assert rc == 0, out
 
-    r = subprocess.run(["mount", "-o", "remount,ro", str(d)], capture_output=True, text=True, timeout=30)
-    if r.returncode != 0:
-        pytest.skip(f"cannot remount the tmpfs read-only ({r.stderr.strip()})")
-    rc, out = harness(monkeypatch, d, "run", "tiny")
-    assert rc == 2 and "read-only" in out and "Traceback" not in out, out
+    # The same store seen through a read-only bind mount (a remount would be refused while
+    # this process holds the database open).
+    ro = d.parent / "read-only"
+    ro.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(d), str(ro)], capture_output=True, timeout=30).returncode == 0
+    try:
+        r = subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], capture_output=True, text=True, timeout=30)
+        if not mounted or r.returncode != 0:
+            pytest.skip(f"cannot make a read-only bind mount here ({r.stderr.strip()})")
+        rc, out = harness(monkeypatch, ro, "run", "tiny")
+        assert rc == 2 and "read-only" in out and "hint:" in out and "Traceback" not in out, out
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], capture_output=True, timeout=30)
