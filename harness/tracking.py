@@ -393,6 +393,8 @@ def _refuse_if_lost(db: Path, given: str, state: str) -> None:
     database, not a new store: refuse, naming what looks lost."""
     if state not in ("absent", "empty"):
         return
+    if state == "absent" and any(p.suffix == ".db" for p in db.parent.glob("*.db")):
+        return  # a second database in the same folder: what is beside may be its own
     found = []
     for sub in ("artifacts", "claims", "reports"):
         d = db.parent / sub

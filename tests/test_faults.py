@@ -260,6 +260,11 @@ def test_full_then_read_only_disk(small_disk, monkeypatch):
     monkeypatch.chdir(d)
     monkeypatch.delenv("HARNESS_STORE", raising=False)
     write(d / "hypotheses" / "tiny.py", tiny_hypothesis(seeds=4, steps=5))
+    filler = _fill(d, leave_kb=300)  # a new schema needs ~950 KB
+    rc, out = harness(monkeypatch, d, "register", "tiny")
+    assert rc == 2 and "no space left" in out and "Traceback" not in out, out
+    assert sorted(p.name for p in (d / "runs").iterdir()) == ["mlflow.db.lock"], "a half-created store is left"
+    filler.unlink()
     rc, out = harness(monkeypatch, d, "register", "tiny")
     assert rc == 0, out
     filler = _fill(d, leave_kb=40)  # room for a run or two, not for eight
