@@ -477,7 +477,7 @@ class Hypothesis:
                     raise
                 except (TypeError, ValueError) as exc:
                     raise self._config_error(model_cls, model_kw, exc) from None
-                self._check_sizes(config, model_kw)
+                self._check_sizes(config)
                 training = dataclasses.replace(self.training, **train_kw)
                 out.append(Variant(_level_id(level), stratum, config, training, model))
         return out
@@ -494,7 +494,7 @@ class Hypothesis:
                 raise DeclarationError(f"{self._where(f.name)}.{f.name}", v, "an integer (True/False is not a size)",
                                        what="bool for an integer field")
 
-    def _check_sizes(self, config: Any, model_kw: dict) -> None:
+    def _check_sizes(self, config: Any) -> None:
         for f in dataclasses.fields(config):
             v = getattr(config, f.name)
             for x in (v if isinstance(v, (tuple, list)) else (v,)):

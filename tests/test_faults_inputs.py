@@ -163,3 +163,22 @@ def test_a_new_store_is_a_complete_schema(project, cli):
     con.close()
     assert {"experiments", "runs", "alembic_version"} <= tables
     assert not [t for t in tables if t.startswith("_alembic_tmp_")]
+
+
+def test_a_pool_job_is_plain_data_that_rebuilds_the_variant(project):
+    """What crosses to a worker: level, stratum and the (tuned) values that differ, never a
+    Config instance of a class defined in the hypothesis file."""
+    import dataclasses
+    import pickle
+
+    from harness.collect import collect
+    from harness.study import _changes, _declared
+
+    col = collect(write(project / "hypotheses" / "tiny.py", tiny_hypothesis(seeds=2, steps=5)))
+    v = col.hypothesis.variants[1]
+    tuned = dataclasses.replace(v, model_config=dataclasses.replace(v.model_config, latent_dim=3),
+                                training=dataclasses.replace(v.training, lr=0.01))
+    changes = _changes(col, tuned)
+    assert changes == {"latent_dim": 3, "lr": 0.01} and _changes(col, v) == {}
+    assert b"harness_hypothesis_tiny" not in pickle.dumps((v.level, v.stratum, changes))
+    assert col.hypothesis.tuned_variant(_declared(col, v.level, v.stratum), changes) == tuned
