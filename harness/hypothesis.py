@@ -531,12 +531,17 @@ class Hypothesis:
             for value in probes:
                 for v in self._variants:
                     try:
-                        self.tuned_variant(v, {name: value})
+                        self._check_sizes(self.tuned_variant(v, {name: value}).model_config)
                     except DeclarationError as exc:
                         raise DeclarationError(
                             f"tuning.space.{name}", value, f"every value in the range must be valid: {exc}",
                             what="invalid search range",
                         ) from None
+
+        if self.n_tuning_runs > MAX_RUNS:
+            raise DeclarationError("tuning.trials", self.tuning.trials,
+                                   f"a budget of at most {MAX_RUNS:,} tuning runs (variants x trials x seeds per trial)",
+                                   what="tuning budget too large")
 
     def tuned_variant(self, v: Variant, params: dict[str, Any]) -> Variant:
         """``v`` with tuned values applied (fields its model lacks are ignored for that model)."""
