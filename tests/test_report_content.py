@@ -114,7 +114,7 @@ def test_an_error_in_a_users_model_is_theirs(project, cli):
     r = cli("run", "broken")
     assert r.exit_code == 2, r.output
     assert f"broken.py:{line}" in r.output and "RuntimeError: boom in my loss" in r.output, r.output
-    assert "seed 0: run " in r.output and "Traceback" not in r.output and "hint:" in r.output
+    assert "seeds [0, 1]" in r.output and "Traceback" not in r.output and "hint:" in r.output
     st = Store()
     runs = st.cell_runs("broken", st.registrations("broken")[0].version)
     assert runs and {x.info.status for x in runs} == {"KILLED"}, [x.info.status for x in runs]
