@@ -242,10 +242,13 @@ def write_atomic(path: Path, content: str | bytes) -> None:
         os.replace(tmp, path)
         tmp = None
     except OSError as exc:
-        raise HarnessError(
-            f"{path}: could not write the report ({exc.strerror or exc}); the previous file, if any, is unchanged\n"
-            "  hint: free disk space or fix the directory's permissions, then run `harness report` again"
-        ) from None
+        from harness.errors import translate
+
+        known = translate(exc, str(path))  # full disk, read-only: the same words as everywhere else
+        what = str(known) if known is not None else (
+            f"{path}: could not write the report ({exc.strerror or exc})\n"
+            "  hint: fix the directory's permissions, then run `harness report` again")
+        raise type(known or HarnessError)(f"{what}\n  the previous {path.name}, if any, is unchanged") from None
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):

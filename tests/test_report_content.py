@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 from conftest import tiny_hypothesis, write
+from test_faults import small_disk  # noqa: F401  (the 3 MB tmpfs fixture)
 
 from analysis.decide import decide
 from analysis.report import write_atomic
@@ -184,7 +185,22 @@ def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatc
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full_disk)  # the disk fills while the new report is written
-    with pytest.raises(HarnessError, match="No space left on device.*unchanged"):
+    with pytest.raises(HarnessError, match="(?s)no space left on the device.*unchanged"):
         write_atomic(p, "new report, never complete")
     assert p.read_text() == "good report"
     assert [x.name for x in tmp_path.iterdir()] == ["index.html"], "the temporary file is removed"
+
+
+def test_write_atomic_on_a_really_full_disk(small_disk):  # noqa: F811  (the imported fixture)
+    """The same on a 3 MB tmpfs filled to the last block: the good report stays whole."""
+    from test_faults import _fill
+
+    from harness.errors import HarnessError
+
+    p = small_disk / "reports" / "index.html"
+    write_atomic(p, "good report " * 1000)
+    _fill(small_disk, leave_kb=0)
+    with pytest.raises(HarnessError, match="(?s)no space left.*unchanged"):
+        write_atomic(p, "x" * 2_000_000)
+    assert p.read_text() == "good report " * 1000
+    assert [x.name for x in p.parent.iterdir()] == ["index.html"]
