@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import ast
 import base64
-import contextlib
 import hashlib
 import importlib.metadata
 import math
-import os
 import shlex
 import tempfile
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ import pandas as pd
 from analysis.decide import decide
 from analysis.figures import drawing, forest_plot, history_plot, paired_plot, render
 from analysis.load import load
+from analysis.outputs import Raw, latex_table, md_finalize, write_atomic
 from analysis.secondary import secondary_table, warnings_for
 from harness.catalog import SAMPLE_METRIC_DIRECTIONS, metric_unit
 
@@ -202,13 +201,13 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
     # Markdown renders raw HTML, so user text (a claim, a level name) is escaped there too;
     # `| raw` marks the few fenced code blocks, where an entity would show literally.
     md_env = Environment(loader=env.loader, autoescape=False, trim_blocks=True, lstrip_blocks=True,
-                         finalize=_md_finalize)
-    md_env.filters.update(fmt=_fmt, raw=_Raw)
+                         finalize=md_finalize)
+    md_env.filters.update(fmt=_fmt, raw=Raw)
     files = {
         "index.html": env.get_template("report.html.j2").render(**ctx),
         "report.md": md_env.get_template("report.md.j2").render(**ctx),
         "table.csv": verdict.comparisons.to_csv(index=False),
-        "table.tex": _latex_table(verdict.comparisons, prediction, units),
+        "table.tex": latex_table(verdict.comparisons, prediction, units, _fmt),
         "secondary.csv": pd.DataFrame(secondary).to_csv(index=False),
         **{f"{name}.svg": fig.svg for name, fig in figures.items() if fig is not None},
     }
@@ -221,77 +220,6 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
     _write_index(st, env)
     line = f"{hypothesis_id} v{reg.number}: {headline}"
     return ReportResult(out_dir / "index.html", out_dir / "report.md", verdict, line, _terminal_table(verdict, units))
-
-
-# ---------------------------------------------------------------------- files
-def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write ``path`` whole or not at all: a temporary file in the same directory, fsync'd, then
-    renamed over the old one (a full disk leaves the previous report, never a truncated one)."""
-    from harness.errors import HarnessError
-
-    data = content.encode() if isinstance(content, str) else content
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the report from a group
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        from harness.errors import translate
-
-        known = translate(exc, str(path))  # full disk, read-only: the same words as everywhere else
-        what = str(known) if known is not None else (
-            f"{path}: could not write the report ({exc.strerror or exc})\n"
-            "  hint: fix the directory's permissions, then run `harness report` again")
-        raise type(known or HarnessError)(f"{what}\n  the previous {path.name}, if any, is unchanged") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-class _Raw(str):
-    """Markdown output that is not escaped (fenced code blocks)."""
-
-
-def _md_finalize(value) -> str:
-    if isinstance(value, _Raw):
-        return str(value)
-    return ("" if value is None else str(value)).replace("&", "&amp;").replace("<", "&lt;")
-
-
-def _latex_table(c: pd.DataFrame, prediction, units: str) -> str:
-    special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-               "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
-
-    def tex(x) -> str:
-        return "".join(special.get(ch, ch) for ch in (x if isinstance(x, str) else _fmt(x)))
-
-    lines = [
-        "% written by harness report; needs \\usepackage{booktabs}",
-        "\\begin{tabular}{llrrlrrl}",
-        "\\toprule",
-        f"stratum & treatment vs control & pairs & effect{tex(units)} & {round(100 * (1 - 2 * prediction.alpha))}\\% CI "
-        "& $p$ adj. & power & outcome \\\\",
-        "\\midrule",
-    ]
-    for r in c.itertuples():
-        lines.append(" & ".join([tex(r.stratum or "-"), tex(f"{r.treatment} vs {r.control}"), str(r.n_pairs),
-                                 tex(r.effect), f"[{tex(r.ci_low)}, {tex(r.ci_high)}]", tex(r.p_adjusted),
-                                 tex(r.power), tex(r.outcome)]) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}", ""]
-    return "\n".join(lines)
 
 
 def _verdict_metrics(v) -> dict[str, float]:

@@ -330,9 +330,7 @@ class Store:
                 self.client.log_artifact(run_id, str(f), "samples")
         self.client.set_terminated(run_id, result.status)
 
-    def kill(self, run_id: str, error: str | None = None) -> None:
-        if error:
-            self.client.set_tag(run_id, f"{T}error", error)
+    def kill(self, run_id: str) -> None:
         self.client.set_terminated(run_id, "KILLED")
 
     def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
