@@ -66,11 +66,12 @@ def latex_table(c: pd.DataFrame, prediction, units: str, fmt) -> str:
     def tex(x) -> str:
         return "".join(special.get(ch, ch) for ch in (x if isinstance(x, str) else fmt(x)))
 
+    unit = f" ({tex(units.strip())})" if units.strip() else ""
     lines = [
         "% written by harness report; needs \\usepackage{booktabs}",
         "\\begin{tabular}{llrrlrrl}",
         "\\toprule",
-        f"stratum & treatment vs control & pairs & effect{tex(units)} & {round(100 * (1 - 2 * prediction.alpha))}\\% CI "
+        f"stratum & treatment vs control & pairs & effect{unit} & {round(100 * (1 - 2 * prediction.alpha))}\\% CI "
         "& $p$ adj. & power & outcome \\\\",
         "\\midrule",
     ]
