@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import signal
 import time
 
@@ -308,11 +309,16 @@ def test_sigkill_during_tuning_then_rerun_keeps_the_budget_exact(project):
     deadline = time.time() + 120
     # kill once some (not all) trials of the first variant have completed
     while time.time() < deadline:
-        if journal.exists() and journal.read_text().count('"state": 1') >= 2:
+        if journal.exists() and len(re.findall(r'"state":\s*1\b', journal.read_text())) >= 2:
             break
         time.sleep(0.05)
     p.send_signal(signal.SIGKILL)
     p.wait()
+    st = Store(None)
+    col = collect(f)
+    reg = current_registration(col, st)
+    before = _optuna_counts(st.root, col.id, reg.version)
+    assert 2 <= sum(c.get("COMPLETE", 0) for c in before.values()) < 12, before  # killed mid-tuning
     out = harness_subprocess("run", f, "--block-size", "1", cwd=project).communicate(timeout=300)[0]
     assert "trained" in out, out
     st = Store(None)
