@@ -20,7 +20,11 @@ from typing import Any
 from harness.errors import DeclarationError
 
 DIRECTIONS = ("lower", "higher")
-TESTS = ("permutation", "wilcoxon", "t")
+TESTS = ("permutation", "wilcoxon", "t", "sign", "bootstrap_t")
+# Prediction.estimand -> the tests valid for it (the first is the default); see
+# docs/statistics.md "What is estimated". None keeps the pre-estimand behaviour: the test's
+# own centre (pseudo-median for permutation / wilcoxon, mean for t).
+ESTIMANDS = {"mean": ("bootstrap_t", "t"), "median": ("sign",), "pseudomedian": ("permutation", "wilcoxon")}
 CORRECTIONS = ("holm", "bh")
 FAILED_POLICIES = ("worst", "exclude")
 PRECISIONS = ("fp32", "bf16", "fp16")  # Training.precision: never switched on silently
@@ -41,15 +45,31 @@ class Prediction:
     direction: str  # "lower" or "higher": which way the treatment moves the metric
     effect: float  # smallest effect of interest, in metric units (>= 0)
     alpha: float = 0.05  # one-sided significance level, family-wise across comparisons
-    test: str = "permutation"  # paired test: exact sign-flip "permutation", "wilcoxon" or "t"
+    test: str | None = None  # paired test: exact sign-flip "permutation", "wilcoxon",
+    # "t", exact "sign" (median) or studentised "bootstrap_t" (mean); None: the estimand's default
     correction: str = "holm"  # multiplicity control over the family: "holm" or "bh"
     failed: str = "worst"  # failed/diverged runs: "worst" outcome for their variant, or "exclude"
+    estimand: str | None = None  # what "improves by E" means: "mean", "median" or
+    # "pseudomedian" (centre of a symmetric law); None = implied by the test (old files)
 
     def __post_init__(self) -> None:
         if not isinstance(self.metric, str) or not self.metric:
             raise DeclarationError("prediction.metric", self.metric, "a metric name such as 'iwae_nll'")
         _choice("prediction.direction", self.direction, DIRECTIONS)
+        if self.estimand is not None:
+            _choice("prediction.estimand", self.estimand, tuple(ESTIMANDS))
+            if self.test is None:  # the estimand's own test (frozen: set once, here)
+                object.__setattr__(self, "test", ESTIMANDS[self.estimand][0])
+        elif self.test is None:
+            object.__setattr__(self, "test", "permutation")
         _choice("prediction.test", self.test, TESTS)
+        if self.estimand is not None and self.test not in ESTIMANDS[self.estimand]:
+            raise DeclarationError(
+                "prediction.test", self.test,
+                f"a test valid for estimand={self.estimand!r}: {list(ESTIMANDS[self.estimand])} "
+                "(sign: exact for the median; permutation / wilcoxon: need symmetry; "
+                "bootstrap_t / t: the mean)",
+            )
         _choice("prediction.correction", self.correction, CORRECTIONS)
         _choice("prediction.failed", self.failed, FAILED_POLICIES)
         if not _is_real(self.effect) or self.effect < 0 or not math.isfinite(self.effect):
@@ -316,7 +336,7 @@ class Hypothesis:
             "fixed": _jsonable(self.fixed),
             "ablate": _jsonable(self.ablate),
             "strata": _jsonable(self.strata),
-            "prediction": dataclasses.asdict(self.prediction),
+            "prediction": _prediction_canonical(self.prediction),
             "seeds": self.seeds,
             "training": dataclasses.asdict(self.training),
             "smoke": self.smoke,
@@ -342,6 +362,14 @@ def diff_declarations(old: dict, new: dict) -> list[str]:
 
 
 # --------------------------------------------------------------------- helpers
+def _prediction_canonical(p: Prediction) -> dict:
+    # estimand=None (the default) is left out so that files written before it keep their hash.
+    out = dataclasses.asdict(p)
+    if out.get("estimand") is None:
+        out.pop("estimand", None)
+    return out
+
+
 def _choice(name: str, value: object, allowed: tuple) -> None:
     if value not in allowed:
         raise DeclarationError(name, value, f"one of {list(allowed)}")
