@@ -21,7 +21,7 @@ import numpy as np
 from analysis.power import simulated_pvalues
 from analysis.stats import adjust_pvalues
 
-__all__ = ["DISTRIBUTIONS", "TEST_ESTIMAND", "draw", "error_rate", "location"]
+__all__ = ["DISTRIBUTIONS", "TEST_ESTIMAND", "draw", "error_rate", "location", "sequential_rates"]
 
 DISTRIBUTIONS = ("normal", "lognormal0.5", "lognormal1")
 TEST_ESTIMAND = {"t": "mean", "bootstrap_t": "mean", "sign": "median", "wilcoxon": "pseudomedian",
@@ -78,3 +78,60 @@ def error_rate(test: str, dist: str, sign: int, *, n: int, truth: str, effect: f
     supported = (p_sup <= alpha) & ~refuted
     err = supported if truth == "null" else refuted
     return float(err.any(axis=1).mean())
+
+
+def sequential_rates(test: str, dist: str, sign: int, looks, *, theta: float, effect: float = 0.5,
+                     alpha: float = 0.05, spending: str = "obrien_fleming", futility: bool = True,
+                     strata: int = 1, correction_note: str = "holm", replicates: int = 2000,
+                     seed: int = 0) -> dict:
+    """Operating characteristics of a group-sequential design by simulation.
+
+    Each replicate draws ``max(looks)`` standardised pairs per stratum (estimand of the test
+    set to ``theta``), computes the declared test's one-sided p-values on the first n_k pairs
+    at every look and applies :func:`analysis.sequential.decide_look`. Returns P(overall
+    supported), P(overall refuted), P(inconclusive), the expected number of seeds used and,
+    for comparison, the same decision rule at the maximum seeds as a fixed design.
+    """
+    from analysis.sequential import decide_look
+
+    looks = tuple(int(n) for n in looks)
+    rng = np.random.default_rng(seed)
+    shift = theta - location(dist, sign, TEST_ESTIMAND[test])
+    x = draw(dist, sign, (strata, replicates, looks[-1]), rng) + shift
+    p_sup = np.empty((len(looks), strata, replicates))
+    p_non = np.empty_like(p_sup)
+    for k, n in enumerate(looks):
+        for s in range(strata):
+            p_sup[k, s] = simulated_pvalues(test, x[s, :, :n], 0.0, "greater", rng)
+            p_non[k, s] = simulated_pvalues(test, x[s, :, :n], effect, "less", rng)
+    overall, used, any_sup, any_ref = [], [], 0, 0
+    for r in range(replicates):
+        prev = None
+        for k in range(len(looks)):
+            d = decide_look(k, looks, p_sup[k, :, r], p_non[k, :, r], alpha=alpha,
+                            spending=spending, futility=futility, previous=prev)
+            prev = d.outcomes
+            if d.stop:
+                break
+        overall.append(d.overall)
+        used.append(looks[k])
+        any_sup += "supported" in d.outcomes
+        any_ref += "refuted" in d.outcomes
+    overall = np.array(overall)
+    fixed_sup = p_sup[-1].T
+    fixed_non = p_non[-1].T
+    if strata > 1:
+        fixed_sup, fixed_non = adjust_pvalues(fixed_sup, "holm"), adjust_pvalues(fixed_non, "holm")
+    f_ref = (fixed_non <= alpha)
+    f_sup = (fixed_sup <= alpha) & ~f_ref
+    return {
+        "supported": float((overall == "supported").mean()),
+        "refuted": float((overall == "refuted").mean()),
+        "inconclusive": float((overall == "inconclusive").mean()),
+        "any_supported": any_sup / replicates,  # family-wise: some comparison supported
+        "any_refuted": any_ref / replicates,
+        "expected_seeds": float(np.mean(used)),
+        "max_seeds": looks[-1],
+        "fixed_supported": float(f_sup.all(axis=1).mean()),
+        "fixed_refuted": float(f_ref.any(axis=1).mean()),
+    }

@@ -222,7 +222,8 @@ def _planned(decl: dict) -> int:
     n = len(next(iter(decl["ablate"].values())))
     for lv in decl["strata"].values():
         n *= len(lv)
-    return n * decl["seeds"]
+    seeds = decl["seeds"]  # an int, or a sequential design {"looks": [...], ...}: plan for the max
+    return n * (seeds["looks"][-1] if isinstance(seeds, dict) else seeds)
 
 
 def _records(df) -> list[dict]:

@@ -8,7 +8,7 @@ A hypothesis file needs only this surface::
 """
 
 from harness.errors import DeclarationError, HarnessError
-from harness.hypothesis import Hypothesis, Prediction, Training
+from harness.hypothesis import Hypothesis, Prediction, Sequential, Training
 from harness.models.base import GenerativeModel
 from harness.registry import register_dataset, register_model
 
@@ -18,6 +18,7 @@ __all__ = [
     "HarnessError",
     "Hypothesis",
     "Prediction",
+    "Sequential",
     "Training",
     "register_dataset",
     "register_model",

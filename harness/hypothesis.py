@@ -91,6 +91,51 @@ class Prediction:
         )
 
 
+SPENDINGS = ("obrien_fleming", "pocock")  # Lan-DeMets spending functions (analysis.sequential)
+
+
+class Sequential(int):
+    """A group-sequential seed design, usable as ``Hypothesis(seeds=...)``.
+
+    Example::
+
+        seeds=Sequential(looks=(8, 16, 24, 32), spending="obrien_fleming", futility=True)
+
+    ``looks``: cumulative seed counts at which the study is analysed; alpha is spent over them
+    with a Lan-DeMets ``spending`` function ("obrien_fleming": little early, most at the end;
+    "pocock": evenly); ``futility=True`` also stops for "refuted" (improvement significantly
+    below the smallest effect of interest). The value as an int is the maximum seed count, so
+    planning code that reads ``hypothesis.seeds`` as a number still plans for the most seeds.
+    """
+
+    looks: tuple[int, ...]
+    spending: str
+    futility: bool
+
+    def __new__(cls, looks: tuple[int, ...] = (), spending: str = "obrien_fleming", futility: bool = True):
+        if (not isinstance(looks, (tuple, list)) or not 2 <= len(looks) <= 10
+                or not all(isinstance(n, int) and not isinstance(n, bool) for n in looks)
+                or looks[0] < 3 or any(b <= a for a, b in zip(looks, looks[1:]))):
+            raise DeclarationError(
+                "seeds.looks", looks,
+                "2 to 10 strictly increasing cumulative seed counts, the first >= 3, e.g. (8, 16, 24, 32)")
+        _choice("seeds.spending", spending, SPENDINGS)
+        if not isinstance(futility, bool):
+            raise DeclarationError("seeds.futility", futility, "True or False")
+        obj = super().__new__(cls, looks[-1])
+        obj.looks, obj.spending, obj.futility = tuple(looks), spending, futility
+        return obj
+
+    def __repr__(self) -> str:
+        return f"Sequential(looks={self.looks!r}, spending={self.spending!r}, futility={self.futility!r})"
+
+    def __reduce__(self):  # pickles (process pools) as the design, not as a bare int
+        return (Sequential, (self.looks, self.spending, self.futility))
+
+    def canonical(self) -> dict:
+        return {"looks": list(self.looks), "spending": self.spending, "futility": self.futility}
+
+
 @dataclass(frozen=True)
 class Training:
     """How each (variant, seed) run is trained and evaluated. Any field may be a grid factor."""
@@ -175,7 +220,7 @@ class Hypothesis:
     source: str = ""
     fixed: dict[str, Any] = field(default_factory=dict)
     strata: dict[str, list] = field(default_factory=dict)
-    seeds: int = 10
+    seeds: int = 10  # or Sequential(looks=..., ...): a group-sequential design (int value: the max)
     training: Training = field(default_factory=Training)
     smoke: bool = False  # a labelled smoke run: tiny budget, never evidence
 
@@ -337,7 +382,7 @@ class Hypothesis:
             "ablate": _jsonable(self.ablate),
             "strata": _jsonable(self.strata),
             "prediction": _prediction_canonical(self.prediction),
-            "seeds": self.seeds,
+            "seeds": self.seeds.canonical() if isinstance(self.seeds, Sequential) else self.seeds,
             "training": dataclasses.asdict(self.training),
             "smoke": self.smoke,
         }
