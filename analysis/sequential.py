@@ -75,6 +75,11 @@ def _check_looks(looks) -> tuple[int, ...]:
     return looks
 
 
+def _cross(c: float, tk: float, dt: float, grid: np.ndarray, mass: np.ndarray, target: float) -> float:
+    """P(continue to look k-1, then Z_k >= c) - target, from the previous look's density."""
+    return float((mass * st.norm.sf((c * math.sqrt(tk) - grid) / math.sqrt(dt))).sum()) - target
+
+
 @lru_cache(maxsize=1024)
 def _boundaries(looks: tuple[int, ...], alpha: float, spending: str) -> tuple[float, ...]:
     t = np.asarray(looks, float) / looks[-1]
@@ -93,12 +98,9 @@ def _boundaries(looks: tuple[int, ...], alpha: float, spending: str) -> tuple[fl
         else:
             dt = tk - t[k - 1]
 
-            def cross(c: float) -> float:
-                tail = st.norm.sf((c * math.sqrt(tk) - grid) / math.sqrt(dt))
-                return float((weights * dens * tail).sum()) - target
-
-            hi = 40.0
-            c = float(optimize.brentq(cross, -10.0, hi, xtol=1e-10)) if cross(-10.0) > 0 else -10.0
+            args = (tk, dt, grid, weights * dens, target)
+            c = (float(optimize.brentq(_cross, -10.0, 40.0, args=args, xtol=1e-10))
+                 if _cross(-10.0, *args) > 0 else -10.0)
             bounds.append(c)
         # new continuation density on a grid below c sqrt(t_k), from -8 SD
         top = min(c, 8.0) * math.sqrt(tk)
