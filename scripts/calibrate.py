@@ -129,7 +129,7 @@ def adastop_side_by_side(reps: int) -> None:
                         break
                 res[name].append((dec.overall, n))
             comp = MultipleAgentsComparator(n=n_per, K=len(looks), B=2000, alpha=0.1, seed=r)
-            for k, n in enumerate(looks):
+            for n in looks:
                 with contextlib.redirect_stdout(io.StringIO()):
                     comp.partial_compare({"control": c[:n], "treatment": t[:n]}, verbose=False)
                 if comp.is_finished:
