@@ -42,6 +42,7 @@ from scipy import stats as st
 __all__ = [
     "SPENDING",
     "LookDecision",
+    "analyse_look",
     "boundaries",
     "decide_look",
     "nominal_levels",
@@ -227,3 +228,61 @@ def decide_look(look: int, looks, p_superiority, p_nonsuperiority, *, alpha: flo
     rci = nominal_levels(looks, alpha / m, spending)[look]
     return LookDecision(look, looks[look], tuple(outcomes), overall, overall != "continue",
                         tuple(map(float, lv_sup)), tuple(map(float, lv_non)), float(rci))
+
+
+def analyse_look(frame, prediction, design, look: int, previous: tuple[str, ...] | None = None,
+                 control: str | None = None, seed: int = 0) -> dict:
+    """One look of a sequential study: the declared test on the runs of the first n_k seeds,
+    the design's boundaries, each comparison's decision and its repeated confidence interval.
+
+    ``design`` has ``looks``, ``spending``, ``futility`` (a ``harness.Sequential``). Returns a
+    JSON-able dict (what ``harness run`` logs to the parent run, and the report shows).
+    The family is controlled by the group-sequential Holm procedure whatever
+    ``prediction.correction`` says (Benjamini-Hochberg has no group-sequential form here).
+    """
+    import dataclasses
+    import types
+
+    from analysis.decide import decide
+
+    looks = _check_looks(design.looks)
+    n = looks[look]
+    alpha = float(prediction.alpha)
+    m_guess = None
+    sub = frame[frame["seed"] < n]
+    # one decide() call at the RCI level: its p-values do not depend on alpha, and its interval
+    # at that level IS the repeated confidence interval of this look
+    for _ in range(2):  # the RCI level depends on the family size m, known after one call
+        a_rci = nominal_levels(looks, alpha / (m_guess or 1), design.spending)[look]
+        a_rci = min(max(a_rci, 1e-12), 0.499)
+        if dataclasses.is_dataclass(prediction):
+            pred = dataclasses.replace(prediction, alpha=a_rci)
+        else:
+            pred = types.SimpleNamespace(**{**vars(prediction), "alpha": a_rci})
+        v = decide(sub, pred, control=control, seed=seed, power=False)
+        if m_guess == v.family_size or v.family_size == 1:
+            break
+        m_guess = v.family_size
+    comp = v.comparisons
+    d = decide_look(look, looks, comp["p_value"].to_numpy(), comp["p_nonsup"].to_numpy(),
+                    alpha=alpha, spending=design.spending, futility=design.futility,
+                    previous=previous)
+    c = boundaries(looks, alpha / len(comp), design.spending)
+    rows = []
+    for i, r in comp.iterrows():
+        rows.append({
+            "stratum": r["stratum"], "treatment": r["treatment"], "n_pairs": int(r["n_pairs"]),
+            "estimate": float(r["effect"]), "p_superiority": float(r["p_value"]),
+            "p_nonsuperiority": float(r["p_nonsup"]),
+            "z_superiority": float(st.norm.isf(min(max(r["p_value"], 1e-300), 1.0))),
+            "level_superiority": d.levels_sup[i], "level_nonsuperiority": d.levels_non[i],
+            "rci_low": float(r["ci_low"]), "rci_high": float(r["ci_high"]), "outcome": d.outcomes[i],
+        })
+    return {
+        "look": look, "looks": list(looks), "n": n, "spending": design.spending,
+        "futility": bool(design.futility), "alpha": alpha,
+        "boundary_z": c[look], "boundaries_z": list(c),
+        "nominal_levels": nominal_levels(looks, alpha / len(comp), design.spending),
+        "rci_confidence": 1 - 2 * a_rci, "comparisons": rows, "outcomes": list(d.outcomes),
+        "overall": d.overall, "stop": d.stop,
+    }
