@@ -36,3 +36,9 @@ def test_sequential_study_runs_look_by_look_and_is_never_reopened(project, cli):
     assert len(finished) == 2 * look["n"]  # trained no further than the stopping look
     again = cli("run", "tiny", "--block-size", "3")
     assert again.exit_code == 0 and "never reopened" in again.output and "trained 0 runs" in again.output
+    rep = cli("report", "tiny")
+    assert rep.exit_code == 0, rep.output
+    md = (project / "runs" / "reports" / "tiny" / "report.md").read_text()
+    html = (project / "runs" / "reports" / "tiny" / "index.html").read_text()
+    assert "## Sequential looks" in md and f"(stopped: {look['overall']})" in md
+    assert 'id="looks"' in html
