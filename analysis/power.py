@@ -152,3 +152,48 @@ def seeds_for_overall_power(test: str, deltas, alpha: float, correction: str = "
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if ok(mid) else (mid, hi)
     return hi
+
+
+def smallest_pvalue(test: str, n: int) -> float:
+    """The smallest one-sided p-value the declared test can give with n pairs.
+
+    >>> smallest_pvalue("permutation", 4), smallest_pvalue("t", 4)
+    (0.0625, 0.0)
+    """
+    if test in ("permutation", "wilcoxon", "sign"):
+        return 2.0**-n  # every difference on the same side: 1 of 2^n sign patterns
+    if test == "bootstrap_t":
+        from analysis.stats import N_PERMUTATIONS
+
+        return 1.0 / (N_PERMUTATIONS + 1)
+    return 0.0
+
+
+def reachability_warnings(prediction, seeds, family_size: int) -> list[str]:
+    """Plain-language warnings when the declared seeds can never reach significance.
+
+    Holm's first step needs a p-value <= alpha / m. With a sequential design (``seeds`` has
+    ``looks`` and ``spending``), each look is checked against its nominal level at alpha / m.
+    """
+    test, alpha, m = prediction.test, float(prediction.alpha), max(1, int(family_size))
+    out = []
+    looks = getattr(seeds, "looks", None)
+    if looks is None:
+        n = int(seeds)
+        if smallest_pvalue(test, n) > alpha / m:
+            out.append(
+                f"with {n} seeds the {test} test's smallest possible p-value is "
+                f"{smallest_pvalue(test, n):.4g} > alpha / m = {alpha / m:.4g} ({m} comparisons): the "
+                f"study can never be supported or refuted. Fix: at least "
+                f"{math.ceil(math.log2(m / alpha))} seeds, or test='t'.")
+        return out
+    from analysis.sequential import nominal_levels
+
+    levels = nominal_levels(looks, alpha / m, seeds.spending)
+    dead = [f"{n} seeds" for n, a in zip(looks, levels) if smallest_pvalue(test, n) > a]
+    if dead:
+        out.append(
+            f"the {test} test cannot reach the nominal level of the {seeds.spending} boundary at "
+            f"look(s) {', '.join(dead)} (alpha / m = {alpha / m:.4g}): those looks can never stop "
+            "the study. Fix: later first look, spending='pocock', or test='t'.")
+    return out

@@ -110,6 +110,10 @@ def check(target: str = typer.Argument(..., help="Hypothesis file or ID."), stor
     out.print(f"store: {resolve_uri(store)}", markup=False)
     if h.smoke:
         out.print("[yellow]smoke mode: a tiny budget to check the plumbing; not evidence[/]")
+    from analysis.power import reachability_warnings
+
+    for w in reachability_warnings(h.prediction, h.seeds, (len(h.levels) - 1) * len(h.strata_ids)):
+        out.print(f"[yellow]warning: {w}[/]", markup=True, highlight=False)
 
 
 @app.command()
