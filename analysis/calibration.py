@@ -21,7 +21,7 @@ import numpy as np
 from analysis.power import simulated_pvalues
 from analysis.stats import adjust_pvalues
 
-__all__ = ["DISTRIBUTIONS", "TEST_ESTIMAND", "draw", "error_rate", "location", "sequential_rates"]
+__all__ = ["DISTRIBUTIONS", "TEST_ESTIMAND", "draw", "error_rate", "adastop_side_by_side_rates", "location", "sequential_rates"]
 
 DISTRIBUTIONS = ("normal", "lognormal0.5", "lognormal1")
 TEST_ESTIMAND = {"t": "mean", "bootstrap_t": "mean", "sign": "median", "wilcoxon": "pseudomedian",
@@ -135,3 +135,56 @@ def sequential_rates(test: str, dist: str, sign: int, looks, *, theta: float, ef
         "fixed_supported": float(f_sup.all(axis=1).mean()),
         "fixed_refuted": float(f_ref.any(axis=1).mean()),
     }
+
+
+def adastop_side_by_side_rates(theta: float, replicates: int, seed: int = 0,
+                               looks=(8, 16, 24, 32)) -> dict:
+    """The harness's sequential designs and AdaStop on the SAME simulated data.
+
+    Per replicate: control ~ N(0, 1/2), treatment ~ N(theta, 1/2) per seed (paired differences
+    SD 1), E = 0.5. harness: permutation test, alpha 0.05 one-sided each way, O'Brien-Fleming-
+    and Pocock-like spending, futility on. AdaStop 0.1.3 (needs ``pip install adastop``):
+    ``MultipleAgentsComparator(n=8, K=4, B=2000, alpha=0.1)``, two-sided 0.1 (about 0.05 each
+    way), beta = 0. Returns, per method, P(supported) (AdaStop: treatment larger), P(refuted)
+    (AdaStop: treatment smaller), P(inconclusive) (AdaStop: "equal") and expected seeds.
+    """
+    import contextlib
+    import io
+
+    from adastop import MultipleAgentsComparator
+
+    from analysis.sequential import decide_look
+
+    rng = np.random.default_rng(seed)
+    res = {k: [] for k in ("harness OBF", "harness Pocock", "AdaStop")}
+    step = looks[0]
+    for r in range(replicates):
+        c = rng.standard_normal(looks[-1]) * math.sqrt(0.5)
+        t = rng.standard_normal(looks[-1]) * math.sqrt(0.5) + theta
+        d = t - c
+        for name, spending in (("harness OBF", "obrien_fleming"), ("harness Pocock", "pocock")):
+            prev = None
+            for k, n in enumerate(looks):
+                x = d[None, :n]
+                ps = simulated_pvalues("permutation", x, 0.0, "greater", rng)
+                pn = simulated_pvalues("permutation", x, 0.5, "less", rng)
+                dec = decide_look(k, looks, ps, pn, alpha=0.05, spending=spending, previous=prev)
+                prev = dec.outcomes
+                if dec.stop:
+                    break
+            res[name].append((dec.overall, n))
+        comp = MultipleAgentsComparator(n=step, K=len(looks), B=2000, alpha=0.1, seed=r)
+        for n in looks:
+            with contextlib.redirect_stdout(io.StringIO()):
+                comp.partial_compare({"control": c[:n], "treatment": t[:n]}, verbose=False)
+            if comp.is_finished:
+                break
+        decision = next(iter(comp.decisions.values()))
+        # AdaStop compares agent 0 (control) with agent 1: "smaller" = the control is smaller
+        res["AdaStop"].append(({"smaller": "supported", "larger": "refuted"}.get(decision, "inconclusive"), n))
+    out = {}
+    for name, rows in res.items():
+        outs = np.array([o for o, _ in rows])
+        out[name] = {k: float((outs == k).mean()) for k in ("supported", "refuted", "inconclusive")}
+        out[name]["expected_seeds"] = float(np.mean([n for _, n in rows]))
+    return out

@@ -12,17 +12,13 @@ E = 0.5 SD; alpha = 0.05 one-sided. "null": the test's estimand is 0, error = su
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import math
 import sys
 import time
 
 import numpy as np
 
-from analysis.calibration import DISTRIBUTIONS, draw, error_rate, sequential_rates
-from analysis.power import simulated_pvalues
-from analysis.sequential import decide_look
+from analysis.calibration import DISTRIBUTIONS, adastop_side_by_side_rates, error_rate, sequential_rates
 
 TESTS = ("t", "bootstrap_t", "permutation", "wilcoxon", "sign")
 CASES = [("normal", 1)] + [(d, s) for d in DISTRIBUTIONS[1:] for s in (-1, 1)]
@@ -98,9 +94,6 @@ def sequential_tables(reps: int) -> None:
 
 
 def adastop_side_by_side(reps: int) -> None:
-    from adastop import MultipleAgentsComparator
-
-    looks, n_per = (8, 16, 24, 32), 8
     print(f"\n### Side by side with AdaStop on the same simulated data ({reps} replicates per row)\n")
     print("Data: control and treatment values independent N(0, 1/2) and N(theta, 1/2) per seed "
           "(paired differences SD 1), E = 0.5, looks at 8, 16, 24, 32 seeds. harness: permutation "
@@ -111,37 +104,10 @@ def adastop_side_by_side(reps: int) -> None:
           "AdaStop: treatment smaller) | P(inconclusive; AdaStop: equal) | E[seeds] |")
     print("|---|---|---|---|---|---|")
     for theta in (0.0, 0.5):
-        rng = np.random.default_rng(11 + int(theta * 10))
-        res = {k: [] for k in ("harness OBF", "harness Pocock", "AdaStop")}
-        for r in range(reps):
-            c = draw("normal", 1, (looks[-1],), rng) * math.sqrt(0.5)
-            t = draw("normal", 1, (looks[-1],), rng) * math.sqrt(0.5) + theta
-            d = t - c
-            for name, spending in (("harness OBF", "obrien_fleming"), ("harness Pocock", "pocock")):
-                prev = None
-                for k, n in enumerate(looks):
-                    x = d[None, :n]
-                    ps = simulated_pvalues("permutation", x, 0.0, "greater", rng)
-                    pn = simulated_pvalues("permutation", x, 0.5, "less", rng)
-                    dec = decide_look(k, looks, ps, pn, alpha=0.05, spending=spending, previous=prev)
-                    prev = dec.outcomes
-                    if dec.stop:
-                        break
-                res[name].append((dec.overall, n))
-            comp = MultipleAgentsComparator(n=n_per, K=len(looks), B=2000, alpha=0.1, seed=r)
-            for n in looks:
-                with contextlib.redirect_stdout(io.StringIO()):
-                    comp.partial_compare({"control": c[:n], "treatment": t[:n]}, verbose=False)
-                if comp.is_finished:
-                    break
-            decision = next(iter(comp.decisions.values()))
-            # AdaStop compares agent 0 (control) with agent 1: "smaller" = control smaller
-            res["AdaStop"].append(({"smaller": "supported", "larger": "refuted"}.get(decision, "inconclusive"), n))
-        for name, rows in res.items():
-            outs = np.array([o for o, _ in rows])
-            seeds = np.mean([n for _, n in rows])
-            print(f"| {theta} | {name} | {(outs == 'supported').mean():.3f} | {(outs == 'refuted').mean():.3f} | "
-                  f"{(outs == 'inconclusive').mean():.3f} | {seeds:.1f} |")
+        res = adastop_side_by_side_rates(theta, reps, seed=11 + int(theta * 10))
+        for name, r in res.items():
+            print(f"| {theta} | {name} | {r['supported']:.3f} | {r['refuted']:.3f} | "
+                  f"{r['inconclusive']:.3f} | {r['expected_seeds']:.1f} |")
 
 
 def main() -> None:
