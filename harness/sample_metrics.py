@@ -42,7 +42,7 @@ def score(samples: np.ndarray, dataset, seed: int, cache_dir: Path) -> dict[str,
         extractor = get_feature_extractor(dataset.name, cache_dir=cache_dir)
     except HarnessError:
         extractor = None  # no labels: score raw coordinates
-    key = (dataset.name, str(cache_dir), extractor is None)
+    key = (dataset.name, getattr(dataset, "held_out", "test"), str(cache_dir), extractor is None)
     if key not in _REAL:
         raw = _features(extractor, dataset.test)
         _REAL[key] = (raw, raw.mean(0), raw.std(0) + 1e-8)
