@@ -42,3 +42,4 @@ def test_sequential_study_runs_look_by_look_and_is_never_reopened(project, cli):
     html = (project / "runs" / "reports" / "tiny" / "index.html").read_text()
     assert "## Sequential looks" in md and f"(stopped: {look['overall']})" in md
     assert 'id="looks"' in html
+    assert "## Estimand and assumptions" in md and "Reading: **" in md and 'id="skew"' in html
