@@ -383,17 +383,43 @@ def _invert_at_breaks(breaks: np.ndarray, pvalue: Callable[[float, str], float],
     low, high = -math.inf, math.inf
     # A bound at a break that the test itself rejects is open: (break, ...). It is returned as
     # the next float beyond the break, so that "low > 0" still reads "0 is rejected".
-    for k, c in enumerate(pts):
-        if pvalue(float(c), "greater") > alpha:
-            at = float(b[b <= c][-1]) if k else -math.inf
-            low = at if k == 0 or at == c else float(np.nextafter(at, math.inf))
-            break
-    for k, c in enumerate(pts[::-1]):
-        if pvalue(float(c), "less") > alpha:
-            at = float(b[b >= c][0]) if k else math.inf
-            high = at if k == 0 or at == c else float(np.nextafter(at, -math.inf))
-            break
+    k = _first_accepted(pts, lambda c: pvalue(c, "greater") > alpha)
+    if k is not None:
+        c = pts[k]
+        at = float(b[b <= c][-1]) if k else -math.inf
+        low = at if k == 0 or at == c else float(np.nextafter(at, math.inf))
+    rev = pts[::-1]
+    k = _first_accepted(rev, lambda c: pvalue(c, "less") > alpha)
+    if k is not None:
+        c = rev[k]
+        at = float(b[b >= c][0]) if k else math.inf
+        high = at if k == 0 or at == c else float(np.nextafter(at, -math.inf))
     return (low, high)
+
+
+def _first_accepted(pts: np.ndarray, accepted: Callable[[float], bool], scan: int = 1500) -> int | None:
+    """Index of the first point at which the test does not reject.
+
+    Up to ``scan`` points: every point in order (exact even where the p-value is not monotone in
+    the centre). Beyond: bisection on the monotone trend, then a backward walk over the last 64
+    points before the crossing, which catches the local non-monotonicity of rank statistics
+    (an island of acceptance far from the crossing would be missed; none was seen in tests).
+    """
+    if pts.size <= scan:
+        return next((k for k, c in enumerate(pts) if accepted(float(c))), None)
+    lo, hi = 0, pts.size - 1
+    if accepted(float(pts[0])):
+        return 0
+    if not accepted(float(pts[hi])):
+        return None
+    while hi - lo > 1:  # invariant: rejected at lo, accepted at hi
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if not accepted(float(pts[mid])) else (lo, mid)
+    first = hi
+    for k in range(hi - 1, max(-1, hi - 65), -1):
+        if accepted(float(pts[k])):
+            first = k
+    return first
 
 
 def _signed_rank_tail(n: int) -> np.ndarray:
