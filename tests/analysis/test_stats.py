@@ -379,3 +379,16 @@ def test_argument_checks():
         S.paired_test([1.0, 2.0], test="t", effect=-0.1, alpha=0.05)
     with pytest.raises(ValueError, match="alternative"):
         S.wilcoxon_pvalue([1.0, 2.0], alternative="two-sided")
+
+
+def test_interval_bisection_beyond_many_breaks_equals_the_full_scan(monkeypatch):
+    rng = np.random.default_rng(21)
+    samples = []
+    for n in (45, 60):
+        d = rng.normal(0.3, 1, n)
+        d[:4] = 0.0
+        samples.append(d)
+    fast = [S.hodges_lehmann_interval(d, 0.05) for d in samples]
+    full = S._first_accepted
+    monkeypatch.setattr(S, "_first_accepted", lambda pts, acc, scan=10**9: full(pts, acc, scan=10**9))
+    assert fast == [S.hodges_lehmann_interval(d, 0.05) for d in samples]
