@@ -16,12 +16,15 @@ frame gives the same Verdict bit for bit.
 from __future__ import annotations
 
 import math
+import sys
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from analysis.power import overall_power, seeds_for_overall_power
 from analysis.stats import (
     MAX_EXACT,
     N_BOOTSTRAP,
@@ -31,22 +34,33 @@ from analysis.stats import (
     iqm_interval,
     paired_differences,
     paired_test,
-    power_paired_t,
     prob_better,
     prob_better_interval,
-    seeds_for_power,
 )
 
-__all__ = ["OUTCOMES", "Verdict", "comparison_outcome", "decide", "decision_rules", "family_outcome"]
+__all__ = ["ESTIMANDS", "OUTCOMES", "READINGS", "Verdict", "comparison_outcome", "comparison_reading",
+           "decide", "decision_rules", "family_outcome", "skewness"]
 
 OUTCOMES = ("supported", "refuted", "inconclusive")
-REQUIRED_COLUMNS = ("variant", "seed", "value")
+# Finer readings of an outcome (Verdict.reading, comparisons["reading"]); outcome keeps its
+# three words. Equivalence is a kind of refutation: shown inside (-E, E) is shown below E.
+READINGS = ("effect >= E shown", "supported, E not shown", "refuted (< E shown)",
+            "equivalent within +-E (TOST)", "inconclusive")
+# What each test estimates, and which tests are valid for a declared estimand. The sign test
+# is exact for the median of any continuous law; sign-flip and signed-rank need symmetry
+# (their centre is the pseudo-median, = mean = median when symmetric); for the mean only the
+# studentised bootstrap corrects the skewness error (t is allowed, with the skew warning).
+IMPLIED_ESTIMAND = {"permutation": "pseudomedian", "wilcoxon": "pseudomedian", "t": "mean",
+                    "sign": "median", "bootstrap_t": "mean"}
+ESTIMANDS = {"mean": ("bootstrap_t", "t"), "median": ("sign",),
+             "pseudomedian": ("wilcoxon", "permutation")}
+REQUIRED_COLUMNS = ("variant", "seed")
 _PREDICTION_FIELDS = {
     "metric": None,
     "direction": ("lower", "higher"),
     "effect": None,
     "alpha": None,
-    "test": ("permutation", "wilcoxon", "t"),
+    "test": tuple(IMPLIED_ESTIMAND),
     "correction": ("holm", "bh"),
     "failed": ("worst", "exclude"),
 }
@@ -56,7 +70,9 @@ COMPARISON_COLUMNS = [
     "p_adjusted", "p_nonsup", "p_nonsup_adjusted", "prob_better", "prob_better_ci_low",
     "prob_better_ci_high", "outcome", "negligible", "power", "seeds_for_80_power", "estimator",
     "mean_difference", "sd_difference", "effect_finished_pairs", "control_mean", "monte_carlo",
-    "n_resamples",
+    "n_resamples", "d_z", "adj_ci_low", "adj_ci_high", "adj_confidence", "p_at_effect",
+    "p_at_effect_adjusted", "p_noninf", "p_noninf_adjusted", "reading", "skewness",
+    "skew_warning", "imputed_value",
 ]
 
 
@@ -97,6 +113,10 @@ class Verdict:
     n_permutations: int
     n_bootstrap: int
     notes: tuple[str, ...] = field(default_factory=tuple)
+    reading: str = ""  # finer reading of outcome, one of READINGS
+    estimand: str = ""  # "mean", "median" or "pseudomedian" (declared, or implied by the test)
+    power: float = math.nan  # P(overall "supported") at effect E for the declared test, simulated
+    seeds_for_80_power: float = math.nan  # seeds per comparison for overall power 0.8
 
     def to_dict(self) -> dict:
         """A JSON-able summary (tables as lists of records; non-finite numbers as None)."""
@@ -116,6 +136,10 @@ class Verdict:
         pred = self.prediction
         return clean({
             "outcome": self.outcome,
+            "reading": self.reading,
+            "estimand": self.estimand,
+            "power": self.power,
+            "seeds_for_80_power": self.seeds_for_80_power,
             "effect": self.effect,
             "ci": list(self.ci),
             "p_value": self.p_value,
@@ -157,6 +181,55 @@ def comparison_outcome(p_adjusted: object, p_nonsup_adjusted: object, alpha: flo
     return np.where(refuted, "refuted", np.where(supported, "supported", "inconclusive"))
 
 
+def comparison_reading(outcome: object, p_at_effect_adjusted: object,
+                       p_noninf_adjusted: object, alpha: float) -> np.ndarray:
+    """Finer reading of each comparison's outcome (vectorised), from adjusted p-values.
+
+    supported: "effect >= E shown" when the test of H0: improvement <= E also rejects, else
+    "supported, E not shown"; refuted: "equivalent within +-E (TOST)" when the test of
+    H0: improvement <= -E also rejects (the two one-sided tests of equivalence), else
+    "refuted (< E shown)"; inconclusive stays "inconclusive".
+
+    >>> comparison_reading(["supported", "refuted", "inconclusive"], [0.01, 0.9, 0.5],
+    ...                    [0.0, 0.01, 0.5], 0.05).tolist()
+    ['effect >= E shown', 'equivalent within +-E (TOST)', 'inconclusive']
+    """
+    out = np.asarray(outcome, dtype=object)
+    shown = np.asarray(p_at_effect_adjusted, dtype=float) <= alpha
+    equiv = np.asarray(p_noninf_adjusted, dtype=float) <= alpha
+    sup = np.where(shown, READINGS[0], READINGS[1])
+    ref = np.where(equiv, READINGS[3], READINGS[2])
+    return np.where(out == "supported", sup, np.where(out == "refuted", ref, READINGS[4]))
+
+
+def family_reading(outcome: str, readings: object) -> str:
+    """The overall reading: E shown only if shown in every comparison; equivalence only if
+    every comparison is equivalent; otherwise the plain reading of the outcome."""
+    r = list(readings)
+    if outcome == "supported":
+        return READINGS[0] if all(x == READINGS[0] for x in r) else READINGS[1]
+    if outcome == "refuted":
+        return READINGS[3] if all(x == READINGS[3] for x in r) else READINGS[2]
+    return READINGS[4]
+
+
+def skewness(d: np.ndarray) -> tuple[float, bool]:
+    """Sample skewness G1 (adjusted Fisher-Pearson) of the paired differences, and whether it
+    threatens the test: |G1| above twice its standard error under normality,
+    sqrt(6n(n-1) / ((n-2)(n+1)(n+3))). NaN and False below 3 pairs or with zero variance.
+
+    >>> skewness(np.array([1.0, 2.0, 3.0]))
+    (0.0, False)
+    """
+    n = d.size
+    if n < 3 or np.ptp(d) == 0:
+        return (math.nan, False)
+    c = d - d.mean()
+    g1 = float((c**3).mean() / (c**2).mean() ** 1.5 * math.sqrt(n * (n - 1)) / (n - 2))
+    se = math.sqrt(6 * n * (n - 1) / ((n - 2) * (n + 1) * (n + 3)))
+    return (g1, abs(g1) > 2 * se)
+
+
 def family_outcome(outcomes: object) -> str:
     """Overall outcome of a family: supported if every comparison is supported, refuted if any
     comparison is refuted, inconclusive otherwise.
@@ -186,11 +259,17 @@ def decision_rules(prediction: Any, family_size: int = 1) -> str:
         "wilcoxon": "the Hodges-Lehmann estimate (median of Walsh averages); interval: the "
         "Walsh-average interval that inverts the signed-rank test",
         "t": "the mean of d; interval: the Student t interval",
+        "sign": "the median of d; interval: the order-statistic interval that inverts the exact "
+        "sign test (zeros dropped)",
+        "bootstrap_t": "the mean of d; interval: the studentised-bootstrap interval that inverts "
+        f"the bootstrap-t test ({N_PERMUTATIONS} resamples)",
     }[p.test]
+    estimand = getattr(p, "estimand", None) or IMPLIED_ESTIMAND[p.test]
     failed = (
         "a failed run (NaN or infinite value) is replaced by a value worse than every finished "
-        "run in its stratum: the worst finished value moved further in the bad direction by the "
-        "stratum's range of finished values (by max(|worst|, 1) when that range is 0), so a "
+        "run of the two variants being compared in its stratum: their worst finished value moved "
+        "further in the bad direction by the range of their finished values (by max(|worst|, 1) "
+        "when that range is 0), so other arms never change it and a "
         "failed run loses its pair by at least as much as any two finished runs differ; a pair "
         "where both runs failed is a tie, d = 0"
         if p.failed == "worst"
@@ -200,8 +279,8 @@ def decision_rules(prediction: Any, family_size: int = 1) -> str:
         "Benjamini-Hochberg (false discovery rate)")
     lines = [
         (f"Decision rules (alpha = {p.alpha:g} one-sided, smallest effect of interest E = "
-         f"{p.effect:g} {p.metric}, {p.test} test, {p.correction} correction, failed runs: "
-         f"{p.failed})."),
+         f"{p.effect:g} {p.metric}, estimand: {estimand}, {p.test} test, {p.correction} "
+         f"correction, failed runs: {p.failed})."),
         (f"1. Pairs: runs are paired by seed within a stratum; d = {d_def} per pair, so d > 0 "
          "means the treatment did better."),
         f"2. Failed runs: {failed}.",
@@ -215,15 +294,19 @@ def decision_rules(prediction: Any, family_size: int = 1) -> str:
          f"p-values are adjusted across it by {correction}."),
         ("6. Comparison: refuted if the adjusted non-superiority p <= alpha (the improvement is "
          "below E, including a significant effect in the wrong direction); otherwise supported "
-         "if the adjusted superiority p <= alpha; otherwise inconclusive. A comparison with "
-         "adjusted superiority p <= alpha whose interval reaches below E is flagged negligible: "
-         "significant but possibly smaller than the smallest effect of interest (a supported "
-         "comparison keeps its outcome; the flag qualifies it)."),
+         "if the adjusted superiority p <= alpha; otherwise inconclusive. Readings: a supported "
+         "comparison is 'effect >= E shown' when the adjusted test of H0: improvement <= E "
+         "rejects too, else 'supported, E not shown' and flagged negligible; a refuted one is "
+         "'equivalent within +-E (TOST)' when the adjusted test of H0: improvement <= -E rejects "
+         "too. The adjusted interval is the simultaneous one (Bonferroni, level 1 - 2 alpha / m; "
+         "for bh the FCR interval of Benjamini-Yekutieli, 1 - 2 alpha R / m)."),
         ("7. Overall: supported if every comparison in the family is supported; refuted if any "
          "comparison is refuted; inconclusive otherwise."),
-        ("8. Power: of the one-sided paired t-test at E, from the observed SD of d and the "
-         f"number of pairs, at alpha / m = {p.alpha / max(family_size, 1):.4g}; seeds for 80% "
-         "power likewise."),
+        (f"8. Power: of the declared {p.test} test and the whole decision, simulated (normal "
+         "paired differences with the observed SD of each comparison, true effect E in every "
+         "comparison, 1000 replicates): per comparison, P(supported) at alpha / m = "
+         f"{p.alpha / max(family_size, 1):.4g}; overall, P(every comparison supported after "
+         "the correction); seeds for 80% overall power likewise."),
     ]
     return "\n".join(lines)
 
@@ -237,6 +320,7 @@ def decide(
     seed: int = 0,
     n_permutations: int = N_PERMUTATIONS,
     n_bootstrap: int = N_BOOTSTRAP,
+    power: bool = True,
 ) -> Verdict:
     """Apply a pre-registered prediction to one row per run and return the Verdict.
 
@@ -246,7 +330,8 @@ def decide(
     correction, failed). ``control``: the control variant; default the first variant in order
     of appearance. ``seed`` seeds the one Generator behind every resampled number;
     ``n_permutations`` random sign patterns are used when a comparison has more than 20 pairs,
-    ``n_bootstrap`` resamples for the descriptive bootstrap intervals.
+    ``n_bootstrap`` resamples for the descriptive bootstrap intervals. ``power=False`` skips the
+    simulated power and seeds-needed figures (NaN), for callers that simulate decide itself.
 
     >>> from types import SimpleNamespace
     >>> pred = SimpleNamespace(metric="nll", direction="lower", effect=0.5, alpha=0.05,
@@ -264,7 +349,8 @@ def decide(
             raise TypeError(f"{name} must be an integer; got {v!r}")
         if v < low:
             raise ValueError(f"{name} must be >= {low}; got {v!r}")
-    runs = _tidy(frame)
+    runs = _tidy(frame, pred.metric)
+    estimand = _check_estimand(pred)
     variants = list(dict.fromkeys(runs["variant"]))
     if len(variants) < 2:
         raise ValueError(
@@ -283,31 +369,44 @@ def decide(
     strata = list(dict.fromkeys(runs["stratum"]))
     m = len(strata) * len(treatments)
     alpha, sesoi = float(pred.alpha), float(pred.effect)
-    rng = np.random.default_rng(int(seed))
-
-    # Failed-run policy, per stratum (the same imputed value for every variant in the stratum).
-    imputed = {s: _imputed_value(runs.loc[runs["stratum"] == s, "value"], pred) for s in strata}
-    if pred.failed == "worst":
-        analysed = runs["value"].where(~runs["failed"], runs["stratum"].map(imputed))
-    else:
-        analysed = runs["value"].where(~runs["failed"])
-    runs = runs.assign(analysed=analysed)
+    # Canonical order (stratum, variant, seed) before anything is resampled, and one generator
+    # per comparison keyed by its names: row order, and other arms, never move a number.
+    runs = runs.sort_values(["stratum", "variant", "seed"], kind="stable").reset_index(drop=True)
 
     notes: list[str] = []
-    rows = []
+    rows, results = [], []
     for s in strata:
         in_s = runs[runs["stratum"] == s]
         ctrl = in_s[in_s["variant"] == control].set_index("seed")
         for t in treatments:
             trt = in_s[in_s["variant"] == t].set_index("seed")
-            rows.append(_compare(s, control, t, ctrl, trt, pred, m, rng, n_permutations,
-                                 n_bootstrap, notes))
+            row, res = _compare(s, control, t, ctrl, trt, pred, m, _keyed_rng(seed, s, t),
+                                n_permutations, n_bootstrap, notes, power)
+            rows.append(row)
+            results.append(res)
 
     comp = pd.DataFrame(rows)
-    comp["p_adjusted"] = adjust_pvalues(comp["p_value"].to_numpy(), pred.correction)
-    comp["p_nonsup_adjusted"] = adjust_pvalues(comp["p_nonsup"].to_numpy(), pred.correction)
+    for col in ("p_value", "p_nonsup", "p_at_effect", "p_noninf"):
+        name = "p_adjusted" if col == "p_value" else f"{col}_adjusted"
+        comp[name] = adjust_pvalues(comp[col].to_numpy(), pred.correction)
     comp["outcome"] = comparison_outcome(comp["p_adjusted"], comp["p_nonsup_adjusted"], alpha)
-    comp["negligible"] = (comp["p_adjusted"] <= alpha) & (comp["ci_low"] < sesoi)
+    comp["reading"] = comparison_reading(comp["outcome"], comp["p_at_effect_adjusted"],
+                                         comp["p_noninf_adjusted"], alpha)
+    # Negligible: supported, but the multiplicity-adjusted test cannot show the effect reaches E.
+    comp["negligible"] = (comp["p_adjusted"] <= alpha) & (comp["p_at_effect_adjusted"] > alpha)
+    # Simultaneous intervals at the family's level: Bonferroni for holm, FCR (Benjamini-
+    # Yekutieli 2005: level 1 - 2 alpha R / m, R = comparisons supported) for bh.
+    n_sel = int((comp["p_adjusted"] <= alpha).sum())
+    a_adj = alpha / m if pred.correction == "holm" or m == 1 else alpha * max(n_sel, 1) / m
+    adj = [r.interval(a_adj) if r.n else (math.nan, math.nan) for r in results]
+    comp["adj_ci_low"] = [a[0] for a in adj]
+    comp["adj_ci_high"] = [a[1] for a in adj]
+    comp["adj_confidence"] = 1 - 2 * a_adj
+    deltas = [sesoi / sd if sd > 0 else math.inf for sd in comp["sd_difference"]]
+    overall_pw = (overall_power(pred.test, deltas, comp["n_pairs"], alpha, pred.correction)
+                  if power else math.nan)
+    overall_seeds = (seeds_for_overall_power(pred.test, deltas, alpha, pred.correction)
+                     if power and all(n >= 2 for n in comp["n_pairs"]) else math.nan)
     comp = comp[COMPARISON_COLUMNS]
 
     outcome = family_outcome(comp["outcome"])
@@ -323,9 +422,21 @@ def decide(
         negligible = bool(comp["negligible"].any())
     else:
         negligible = bool(row["negligible"])
+    reading = family_reading(outcome, comp["reading"])
+    for _, r in comp[comp["skew_warning"]].iterrows():
+        where = f"{r['treatment']} vs {r['control']}" + (f" in stratum {r['stratum']}" if r["stratum"] else "")
+        fix = ("declare estimand='median' (exact sign test) or estimand='mean' with "
+               "test='bootstrap_t'" if pred.test != "bootstrap_t" else
+               "with so few seeds even the bootstrap-t may miss alpha; add seeds or declare "
+               "estimand='median'")
+        notes.append(
+            f"{where}: the paired differences are skewed (skewness {r['skewness']:.2f}, more than "
+            f"twice its standard error); the {pred.test} test's error rates for the "
+            f"{estimand} assume " + ("symmetry" if estimand == "pseudomedian" else
+                                     "near-normal averages") + f": {fix}.")
 
-    iqm_table = _iqm_table(runs, strata, [control, *treatments], alpha, rng, n_bootstrap)
-    failures = _failure_table(runs, strata, [control, *treatments], imputed, pred)
+    iqm_table = _iqm_table(runs, strata, [control, *treatments], alpha, seed, n_bootstrap)
+    failures = _failure_table(runs, strata, control, comp, pred)
     if pred.correction == "bh" and m > 1:
         notes.append("Benjamini-Hochberg controls the false discovery rate across comparisons, "
                      "not the family-wise error rate; choose holm for family-wise control.")
@@ -337,7 +448,7 @@ def decide(
         p_value=float(row[p_col]),
         comparisons=comp,
         family_size=m,
-        explanation=_explain(outcome, comp, head, pred, m),
+        explanation=_explain(outcome, comp, head, pred, m, overall_pw, overall_seeds),
         iqm=iqm_table,
         failures=failures,
         rules=decision_rules(pred, m),
@@ -352,12 +463,20 @@ def decide(
         n_permutations=int(n_permutations),
         n_bootstrap=int(n_bootstrap),
         notes=tuple(dict.fromkeys(notes)),
+        reading=reading,
+        estimand=estimand,
+        power=overall_pw,
+        seeds_for_80_power=overall_seeds,
     )
+
+
+def _keyed_rng(seed: int, *names: str) -> np.random.Generator:
+    return np.random.default_rng([int(seed), *(zlib.crc32(str(x).encode()) for x in names)])
 
 
 # --------------------------------------------------------------------------- one comparison
 def _compare(stratum, control, treatment, ctrl, trt, pred, m, rng, n_permutations,
-             n_bootstrap, notes) -> dict:
+             n_bootstrap, notes, power=True) -> tuple[dict, Any]:
     where = f"treatment {treatment!r} vs control {control!r}" + (
         f" in stratum {stratum!r}" if stratum else "")
     seeds = sorted(set(ctrl.index) & set(trt.index))
@@ -373,8 +492,14 @@ def _compare(stratum, control, treatment, ctrl, trt, pred, m, rng, n_permutation
         notes.append(f"{where}: {n_unpaired} run(s) without a partner seed were left out.")
     c_failed = ctrl.loc[seeds, "failed"].to_numpy(bool)
     t_failed = trt.loc[seeds, "failed"].to_numpy(bool)
-    c_val = ctrl.loc[seeds, "analysed"].to_numpy(float)
-    t_val = trt.loc[seeds, "analysed"].to_numpy(float)
+    c_raw = ctrl.loc[seeds, "value"].to_numpy(float)
+    t_raw = trt.loc[seeds, "value"].to_numpy(float)
+    # Failed runs: imputed from THIS pair's finished runs only (all of both arms' runs in the
+    # stratum, paired or not), so adding an arm changes nothing but the multiplicity adjustment.
+    imputed = _imputed_value(pd.concat([ctrl["value"], trt["value"]]), pred)
+    fill = imputed if pred.failed == "worst" else math.nan
+    c_val = np.where(c_failed, fill, c_raw)
+    t_val = np.where(t_failed, fill, t_raw)
     keep = ~(np.isnan(c_val) | np.isnan(t_val))  # only "exclude" leaves NaN here
     d = paired_differences(c_val[keep], t_val[keep], pred.direction)
     both = ~c_failed & ~t_failed
@@ -397,7 +522,7 @@ def _compare(stratum, control, treatment, ctrl, trt, pred, m, rng, n_permutation
     finite_mean = math.isfinite(control_mean) and control_mean != 0
     relative = res.estimate / abs(control_mean) if finite_mean else math.nan
     alpha_m = alpha / m
-    if pred.test in ("permutation", "wilcoxon") and n and not res.monte_carlo and 2.0 ** -n > alpha_m:
+    if pred.test in ("permutation", "wilcoxon", "sign") and n and not res.monte_carlo and 2.0 ** -n > alpha_m:
         notes.append(
             f"{where}: with {n} pairs the smallest possible {pred.test} p-value is "
             f"{2.0 ** -n:.4g} > alpha/m = {alpha_m:.4g}; this comparison cannot reach "
@@ -405,9 +530,14 @@ def _compare(stratum, control, treatment, ctrl, trt, pred, m, rng, n_permutation
     if n >= 2 and sd == 0:
         notes.append(f"{where}: every paired difference is identical (zero variance); check that "
                      "seeds really vary initialisation, data order and noise.")
-    if res.monte_carlo:
+    if res.monte_carlo and pred.test == "permutation":
         notes.append(f"{where}: {n} pairs, so the sign-flip test used {n_permutations} random "
                      "sign patterns (Monte Carlo) instead of all 2^n.")
+    if pred.test == "bootstrap_t" and 0 < n < 8:
+        notes.append(f"{where}: the studentised bootstrap with {n} pairs is rough (few distinct "
+                     "resamples); its level is calibrated for n >= 8 in docs/statistics.md.")
+    skew, skew_warn = skewness(d)
+    delta = sesoi / sd if n >= 2 and sd > 0 else (math.inf if n >= 2 and sd == 0 else math.nan)
     return {
         "stratum": stratum,
         "control": control,
@@ -426,8 +556,9 @@ def _compare(stratum, control, treatment, ctrl, trt, pred, m, rng, n_permutation
         "prob_better": pb,
         "prob_better_ci_low": pb_low,
         "prob_better_ci_high": pb_high,
-        "power": power_paired_t(sesoi, sd, n, alpha_m),
-        "seeds_for_80_power": seeds_for_power(sesoi, sd, alpha_m) if n >= 2 else math.nan,
+        "power": overall_power(pred.test, [delta], [n], alpha_m) if power and n >= 2 else math.nan,
+        "seeds_for_80_power": (seeds_for_overall_power(pred.test, [delta], alpha_m)
+                               if power and n >= 2 else math.nan),
         "estimator": res.estimator,
         "mean_difference": float(d.mean()) if n else math.nan,
         "sd_difference": sd,
@@ -435,7 +566,13 @@ def _compare(stratum, control, treatment, ctrl, trt, pred, m, rng, n_permutation
         "control_mean": control_mean,
         "monte_carlo": bool(res.monte_carlo),
         "n_resamples": int(res.n_resamples),
-    }
+        "d_z": float(d.mean()) / sd if n >= 2 and sd > 0 else math.nan,
+        "p_at_effect": res.p_at_effect,
+        "p_noninf": res.p_noninferiority,
+        "skewness": skew,
+        "skew_warning": bool(skew_warn),
+        "imputed_value": imputed if pred.failed == "worst" and (c_failed | t_failed).any() else math.nan,
+    }, res
 
 
 # --------------------------------------------------------------------------- input checks
@@ -460,7 +597,20 @@ def _check_prediction(p: Any) -> Any:
     return p
 
 
-def _tidy(frame: Any) -> pd.DataFrame:
+def _check_estimand(p: Any) -> str:
+    estimand = getattr(p, "estimand", None)
+    if estimand is None:
+        return IMPLIED_ESTIMAND[p.test]
+    if estimand not in ESTIMANDS:
+        raise ValueError(f"prediction.estimand = {estimand!r}; expected one of {list(ESTIMANDS)} or None")
+    if p.test not in ESTIMANDS[estimand]:
+        raise ValueError(
+            f"prediction.test = {p.test!r} does not estimate the {estimand}; valid for "
+            f"estimand={estimand!r}: {list(ESTIMANDS[estimand])}")
+    return estimand
+
+
+def _tidy(frame: Any, metric: str = "value") -> pd.DataFrame:
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(
             f"frame must be a pandas DataFrame with one row per run; received "
@@ -475,6 +625,17 @@ def _tidy(frame: Any) -> pd.DataFrame:
         )
     if len(frame) == 0:
         raise ValueError("frame has no rows; received an empty DataFrame. Fix: pass one row per run.")
+    # The column the prediction names is the one analysed; "value" only when it is absent.
+    column = metric if metric in frame.columns else "value"
+    if column not in frame.columns:
+        raise ValueError(
+            f"frame has neither a column {metric!r} (the prediction's metric) nor 'value'; "
+            f"received columns {list(map(str, frame.columns))}. Fix: one row per run with the "
+            "metric's value in a column named after it or in 'value'.")
+    if column != "value" and "status" in frame.columns:
+        # analysis.load logs every metric of a FAILED run too: such a run has no result.
+        frame = frame.assign(**{column: frame[column].where(frame["status"].isin(["FINISHED"]) |
+                                                            frame["status"].isna())})
     variant = frame["variant"]
     if variant.isna().any():
         raise ValueError(
@@ -488,11 +649,11 @@ def _tidy(frame: Any) -> pd.DataFrame:
             f"column 'seed' must hold integers; received {frame['seed'][bad].tolist()[:5]}. "
             "Fix: use the integer seed of each run."
         )
-    value = pd.to_numeric(frame["value"], errors="coerce").astype(float)
-    bad = value.isna() & frame["value"].notna()
+    value = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    bad = value.isna() & frame[column].notna()
     if bad.any():
         raise ValueError(
-            f"column 'value' must be numeric; received {frame['value'][bad].tolist()[:5]}. "
+            f"column {column!r} must be numeric; received {frame[column][bad].tolist()[:5]}. "
             "Fix: one float per run (NaN for a failed or diverged run)."
         )
     if "stratum" in frame.columns:
@@ -529,32 +690,40 @@ def _imputed_value(values: pd.Series, pred: Any) -> float:
     return worst + margin if pred.direction == "lower" else worst - margin
 
 
-def _failure_table(runs, strata, variants, imputed, pred) -> pd.DataFrame:
+def _failure_table(runs, strata, control, comp, pred) -> pd.DataFrame:
+    """Failed runs per (stratum, variant) and the value imputed for them: a treatment's from
+    its comparison with the control; the control's when every comparison gives it the same
+    value (else NaN: see comparisons["imputed_value"])."""
     rows = []
     for s in strata:
-        for v in variants:
+        in_s = comp[comp["stratum"] == s]
+        for v in [control, *in_s["treatment"]]:
             sub = runs[(runs["stratum"] == s) & (runs["variant"] == v)]
             failed = sub.loc[sub["failed"], "seed"].tolist()
+            values = in_s["imputed_value"] if v == control else in_s.loc[in_s["treatment"] == v, "imputed_value"]
+            values = values.dropna().unique()
             rows.append({
                 "stratum": s,
                 "variant": v,
                 "n_runs": len(sub),
                 "n_failed": len(failed),
                 "failed_seeds": ",".join(str(x) for x in sorted(failed)),
-                "imputed_value": imputed[s] if pred.failed == "worst" and failed else math.nan,
+                "imputed_value": float(values[0]) if failed and len(values) == 1 else math.nan,
             })
     return pd.DataFrame(rows)
 
 
-def _iqm_table(runs, strata, variants, alpha, rng, n_bootstrap) -> pd.DataFrame:
+def _iqm_table(runs, strata, variants, alpha, seed, n_bootstrap) -> pd.DataFrame:
+    """Per (stratum, variant): IQM of the FINISHED runs (a failed run's imputed value belongs to
+    a comparison, not to a variant; n_failed says how many are left out)."""
     rows = []
     for s in strata:
         for v in variants:
             sub = runs[(runs["stratum"] == s) & (runs["variant"] == v)]
-            x = sub["analysed"].to_numpy(float)
-            x = x[~np.isnan(x)]
+            x = sub["value"].to_numpy(float)
+            x = x[np.isfinite(x)]
             if x.size:
-                low, high = iqm_interval(x, alpha, rng, n_bootstrap)
+                low, high = iqm_interval(x, alpha, _keyed_rng(seed, "iqm", s, v), n_bootstrap)
                 centre, mean, median = float(iqm(x)), float(x.mean()), float(np.median(x))
             else:
                 low = high = centre = mean = median = math.nan
@@ -588,8 +757,10 @@ def _describe(row: pd.Series, pred: Any) -> str:
     where = f" in stratum {row['stratum']}" if row["stratum"] else ""
     return (f"the improvement of {row['treatment']} over {row['control']}{where} in "
             f"{pred.metric} ({better} is better) is {_fmt(row['effect'])} "
-            f"({_pct(1 - 2 * pred.alpha)} CI {_fmt(row['ci_low'])} to {_fmt(row['ci_high'])}, "
-            f"{row['n_pairs']} pairs)")
+            f"({_pct(1 - 2 * pred.alpha)} CI {_fmt(row['ci_low'])} to {_fmt(row['ci_high'])}"
+            + (f"; adjusted {_pct(row['adj_confidence'])} CI {_fmt(row['adj_ci_low'])} to "
+               f"{_fmt(row['adj_ci_high'])}" if row["adj_confidence"] < 1 - 2 * pred.alpha - 1e-12 else "")
+            + f"; d_z = {_fmt(row['d_z'])}, {row['n_pairs']} pairs)")
 
 
 def _failure_clause(comp: pd.DataFrame, pred: Any) -> str:
@@ -601,7 +772,8 @@ def _failure_clause(comp: pd.DataFrame, pred: Any) -> str:
     return f" Failed runs: {n_t} treatment and {n_c} control, {how}."
 
 
-def _explain(outcome: str, comp: pd.DataFrame, head: int, pred: Any, m: int) -> str:
+def _explain(outcome: str, comp: pd.DataFrame, head: int, pred: Any, m: int,
+             power: float = math.nan, seeds: float = math.nan) -> str:
     row = comp.loc[head]
     a, e = pred.alpha, pred.effect
     adj = "" if m == 1 else f"{pred.correction}-adjusted "
@@ -620,10 +792,12 @@ def _explain(outcome: str, comp: pd.DataFrame, head: int, pred: Any, m: int) -> 
         if comp["negligible"].any():
             worst = comp.loc[comp["negligible"]].iloc[0]
             first += (f" The effect is significant but possibly smaller than the smallest effect "
-                      f"of interest: the interval reaches down to {_fmt(worst['ci_low'])} < {e:g}"
+                      f"of interest (not shown to reach it): the {adj}test of improvement <= {e:g} does not reject (adjusted "
+                      f"interval down to {_fmt(worst['adj_ci_low'])})"
                       + (" and the estimate itself is below it." if worst["effect"] < e else "."))
         else:
-            first += f" The whole interval lies at or above {e:g}."
+            first += (f" The effect is shown to be at least {e:g}: the {adj}interval lies at or above "
+                      f"{e:g} ({adj}test of improvement <= {e:g} rejects).")
         return first + _failure_clause(comp, pred)
     if outcome == "refuted":
         lead = (f"Refuted: {_describe(row, pred)}; the improvement is significantly below the "
@@ -632,18 +806,21 @@ def _explain(outcome: str, comp: pd.DataFrame, head: int, pred: Any, m: int) -> 
         if row["p_adjusted"] <= a and row["effect"] > 0:
             lead += (" The effect is significant but smaller than the smallest effect of "
                      "interest: real, yet too small for the prediction.")
-        elif row["ci_high"] < 0:
+        elif row["adj_ci_high"] < 0:
             lead += f" The treatment is significantly worse than {row['control']}."
+        if row["reading"] == READINGS[3]:
+            lead += (f" Equivalent within +-{e:g}: the two one-sided tests also show the "
+                     f"improvement above -{e:g} ({adj}p = {_fmt_p(row['p_noninf_adjusted'] if m > 1 else row['p_noninf'])}).")
         if m > 1:
             lead += (f" A prediction about every comparison fails when any one is refuted "
                      f"({n_sup} of {m} comparisons were supported).")
         return lead + _failure_clause(comp, pred)
-    power = row["power"]
-    seeds = row["seeds_for_80_power"]
     tail = ""
     if isinstance(power, float) and math.isfinite(power):
-        tail = (f" Power at the smallest effect of interest was {power:.2f}"
-                + (f"; about {int(seeds)} seeds would give 80%." if math.isfinite(seeds) else "."))
+        scope = "" if m == 1 else f" (all {m} comparisons together)"
+        tail = (f" Power of the {pred.test} test at the smallest effect of interest{scope} was "
+                f"{power:.2f}" + (f"; about {int(seeds)} seeds would give 80%."
+                                  if math.isfinite(seeds) else "; no number of seeds up to 400 gives 80%."))
     if m == 1:
         return (f"Inconclusive: {_describe(row, pred)}; the improvement is neither significantly "
                 f"above 0 (p = {_fmt_p(p_sup)} > alpha = {a:g}) nor significantly below the "
@@ -653,3 +830,13 @@ def _explain(outcome: str, comp: pd.DataFrame, head: int, pred: Any, m: int) -> 
             f"the prediction needs all of them; the weakest: {_describe(row, pred)}, "
             f"{pred.correction}-adjusted p = {_fmt_p(p_sup)} > alpha = {a:g}." + tail
             + _failure_clause(comp, pred))
+
+
+# `import analysis; analysis.decide(...)`: the package attribute `decide` is this module once
+# it is imported (Python binds submodules on their parent), so the module itself is callable.
+class _CallableModule(sys.modules[__name__].__class__):
+    def __call__(self, *args: Any, **kwargs: Any) -> Verdict:
+        return decide(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -189,6 +189,7 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
         "unit_of": metric_unit,
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "fmt": _fmt,
+        "looks": _sequential_looks(st, hypothesis_id, reg.version),
         "tuning": tuning_ctx,
     }
     env = Environment(
@@ -338,7 +339,8 @@ def _planned(decl: dict) -> int:
     n = len(next(iter(decl["ablate"].values())))
     for lv in decl["strata"].values():
         n *= len(lv)
-    return n * decl["seeds"]
+    seeds = decl["seeds"]  # an int, or a sequential design {"looks": [...], ...}: plan for the max
+    return n * (seeds["looks"][-1] if isinstance(seeds, dict) else seeds)
 
 
 def _records(df) -> list[dict]:
@@ -471,3 +473,19 @@ def _terminal_table(v, units):
 
 
 __all__ = ["ReportResult", "write_atomic", "write_report"]
+
+
+# ---------------------------------------------------------------------- sequential looks
+def _sequential_looks(st, hypothesis_id: str, version: str) -> list[dict]:
+    """Each analysed look of a sequential design, from the parent run's harness.look.<k> tags
+    (written by harness.study.run_sequential); [] for a fixed design."""
+    import json
+
+    reg = next((r for r in st.registrations(hypothesis_id) if r.version == version), None)
+    tags = reg.tags if reg else {}
+    keys = sorted((k for k in tags if k.startswith("harness.look.")), key=lambda k: int(k.rsplit(".", 1)[1]))
+    looks = [json.loads(tags[k]) for k in keys]
+    stop = tags.get("harness.sequential_stop")
+    for lk in looks:
+        lk["stopped_here"] = stop is not None and int(stop) == lk["look"]
+    return looks

@@ -31,7 +31,8 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats as _st
@@ -44,6 +45,9 @@ __all__ = [
     "PairedTest",
     "adjust_pvalues",
     "bootstrap_interval",
+    "bootstrap_t_interval",
+    "bootstrap_t_null",
+    "bootstrap_t_pvalue",
     "hodges_lehmann",
     "hodges_lehmann_interval",
     "iqm",
@@ -56,13 +60,15 @@ __all__ = [
     "seeds_for_power",
     "sign_flip_interval",
     "sign_flip_pvalue",
+    "sign_interval",
+    "sign_pvalue",
     "signed_rank_critical",
     "t_interval",
     "t_pvalue",
     "wilcoxon_pvalue",
 ]
 
-TESTS = ("permutation", "wilcoxon", "t")
+TESTS = ("permutation", "wilcoxon", "t", "sign", "bootstrap_t")
 ALTERNATIVES = ("greater", "less")
 MAX_EXACT = 20  # sign-flip tests enumerate all 2^n patterns up to this many pairs
 N_PERMUTATIONS = 9999  # random sign patterns beyond MAX_EXACT pairs
@@ -289,27 +295,63 @@ def sign_flip_interval(
 
 
 # --------------------------------------------------------------------------- Wilcoxon
+MAX_EXACT_RANK = 200  # exact signed-rank null (subset sums of midranks) up to this many pairs
+
+
 def _has_zero_or_tie(x: np.ndarray) -> bool:
     a = np.sort(np.abs(x))
     return bool(a.size and (a[0] == 0 or np.any(np.diff(a) == 0)))
 
 
-def _wilcoxon_1d(x: np.ndarray, alternative: str) -> float:
-    if not np.any(x != 0):
+@lru_cache(maxsize=4096)
+def _rank_tail(doubled: tuple[int, ...]) -> np.ndarray:
+    """P(2 W+ >= s) for s = 0 .. sum(doubled) when each doubled midrank enters with prob 1/2."""
+    total = sum(doubled)
+    counts = np.zeros(total + 1)
+    counts[0] = 1.0
+    for r in doubled:
+        nxt = counts.copy()
+        nxt[r:] += counts[: total + 1 - r]
+        counts = nxt
+    counts /= 2.0 ** len(doubled)
+    return np.cumsum(counts[::-1])[::-1]
+
+
+def _pratt_1d(x: np.ndarray, alternative: str) -> float:
+    """Exact one-sided signed-rank p with Pratt's zero handling, conditional on the |x| ranks.
+
+    Zeros keep their place in the ranking of |x| (Pratt 1959) but carry no sign; ties get
+    midranks. The null distribution flips the sign of every non-zero difference independently,
+    which is the exact permutation distribution for any continuous or discrete symmetric law.
+    """
+    scale = float(np.abs(x).max()) if x.size else 0.0
+    if scale == 0:
         return 1.0  # no non-zero difference: no evidence either way
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        p = float(_st.wilcoxon(x, alternative=alternative).pvalue)
-    return 1.0 if math.isnan(p) else p
+    # Differences equal up to float error (d_i - c vs c - d_j at a Walsh average c) are ties.
+    a = np.round(np.abs(x) / scale, 10)
+    nz = a != 0
+    doubled = np.rint(2 * _st.rankdata(a)).astype(np.int64)[nz]
+    w2 = int(doubled[x[nz] > 0].sum())  # 2 W+
+    if alternative == "less":
+        w2 = int(doubled.sum()) - w2  # P(W+* <= W+) = P(W-* >= W-) by symmetry
+    if nz.sum() <= MAX_EXACT_RANK:
+        tail = _rank_tail(tuple(sorted(doubled.tolist())))
+        return float(min(1.0, tail[w2]))
+    mean = doubled.sum() / 2.0
+    se = math.sqrt(float((doubled.astype(float) ** 2).sum()) / 4.0)  # of 2 W+
+    return float(_st.norm.sf((w2 - mean - 1.0) / se))  # continuity correction (2W+ in steps of 2)
 
 
 def wilcoxon_pvalue(d: object, *, null: float = 0.0, alternative: str = "greater"):
-    """One-sided Wilcoxon signed-rank p-value of ``d - null`` (``scipy.stats.wilcoxon``).
+    """One-sided Wilcoxon signed-rank p-value of ``d - null``, Pratt's zero handling, exact.
 
-    scipy's defaults: zero differences are dropped (``zero_method="wilcox"``); the exact null
-    distribution is used for n <= 50 without ties or zeros, an exact permutation distribution
-    for n <= 13 with ties or zeros, the normal approximation with continuity correction
-    otherwise. All differences zero gives p = 1. 2-D input: one p per row.
+    Zeros are ranked with the other |d| and then carry no sign (``zero_method="pratt"``);
+    ties get midranks. p is exact over the 2^k sign flips of the k non-zero differences for
+    k <= 200 (the same number as ``scipy.stats.wilcoxon(d, zero_method="pratt",
+    method="exact")`` without zeros or ties, and as a sign-flip ``permutation_test`` of W+
+    with them), normal approximation beyond. This is the test that
+    :func:`hodges_lehmann_interval` inverts, so the two agree with zeros and ties too. All
+    differences zero gives p = 1. 2-D input: one p per row.
 
     >>> round(wilcoxon_pvalue([0.5, 1.0, 1.5, 2.0, -0.2]), 4)
     0.0625
@@ -319,14 +361,65 @@ def wilcoxon_pvalue(d: object, *, null: float = 0.0, alternative: str = "greater
     if x.shape[-1] == 0:
         raise ValueError("wilcoxon_pvalue needs at least one pair; got an empty array")
     if x.ndim == 1:
-        return _wilcoxon_1d(x, alternative)
-    # scipy picks its method once for a whole batch (any tie anywhere changes it), so a batch
-    # with ties or zeros is tested row by row to give exactly the per-sample answer.
-    if any(_has_zero_or_tie(row) for row in x) or x.shape[-1] > 50:
-        return np.array([_wilcoxon_1d(row, alternative) for row in x])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return np.asarray(_st.wilcoxon(x, alternative=alternative, axis=-1).pvalue, dtype=float)
+        return _pratt_1d(x, alternative)
+    return np.array([_pratt_1d(row, alternative) for row in x])
+
+
+def _invert_at_breaks(breaks: np.ndarray, pvalue: Callable[[float, str], float],
+                      alpha: float) -> tuple[float, float]:
+    """(1 - 2 alpha) interval {c : neither one-sided test of centre c rejects}, as its hull.
+
+    ``pvalue(c, alternative)`` must be constant between consecutive ``breaks`` (the points
+    where the statistic can jump), so evaluating it at every break and at one point inside
+    every gap between breaks covers every c. low = inf{c : p_greater(c) > alpha}; high =
+    sup{c : p_less(c) > alpha}. The test therefore rejects "centre <= 0" exactly when
+    ``low > 0`` wherever p_greater is monotone in c (it is for the sign and signed-rank
+    statistics up to the rare Pratt non-monotonicity, see docs/statistics.md).
+    """
+    b = np.unique(breaks)
+    mids = (b[:-1] + b[1:]) / 2.0
+    span = max(1.0, float(b[-1] - b[0]))
+    pts = np.sort(np.concatenate([b, mids, [b[0] - span, b[-1] + span]]))
+    low, high = -math.inf, math.inf
+    # A bound at a break that the test itself rejects is open: (break, ...). It is returned as
+    # the next float beyond the break, so that "low > 0" still reads "0 is rejected".
+    k = _first_accepted(pts, lambda c: pvalue(c, "greater") > alpha)
+    if k is not None:
+        c = pts[k]
+        at = float(b[b <= c][-1]) if k else -math.inf
+        low = at if k == 0 or at == c else float(np.nextafter(at, math.inf))
+    rev = pts[::-1]
+    k = _first_accepted(rev, lambda c: pvalue(c, "less") > alpha)
+    if k is not None:
+        c = rev[k]
+        at = float(b[b >= c][0]) if k else math.inf
+        high = at if k == 0 or at == c else float(np.nextafter(at, -math.inf))
+    return (low, high)
+
+
+def _first_accepted(pts: np.ndarray, accepted: Callable[[float], bool], scan: int = 1500) -> int | None:
+    """Index of the first point at which the test does not reject.
+
+    Up to ``scan`` points: every point in order (exact even where the p-value is not monotone in
+    the centre). Beyond: bisection on the monotone trend, then a backward walk over the last 64
+    points before the crossing, which catches the local non-monotonicity of rank statistics
+    (an island of acceptance far from the crossing would be missed; none was seen in tests).
+    """
+    if pts.size <= scan:
+        return next((k for k, c in enumerate(pts) if accepted(float(c))), None)
+    lo, hi = 0, pts.size - 1
+    if accepted(float(pts[0])):
+        return 0
+    if not accepted(float(pts[hi])):
+        return None
+    while hi - lo > 1:  # invariant: rejected at lo, accepted at hi
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if not accepted(float(pts[mid])) else (lo, mid)
+    first = hi
+    for k in range(hi - 1, max(-1, hi - 65), -1):
+        if accepted(float(pts[k])):
+            first = k
+    return first
 
 
 def _signed_rank_tail(n: int) -> np.ndarray:
@@ -386,10 +479,13 @@ def hodges_lehmann(d: object):
 def hodges_lehmann_interval(d: object, alpha: float):
     """Two-sided (1 - 2 alpha) interval that inverts the one-sided signed-rank test.
 
-    With the M = n(n+1)/2 sorted Walsh averages w_(1) <= ... <= w_(M) and
-    c = :func:`signed_rank_critical` (n, alpha): low = w_(M - c + 1), high = w_(c); the
-    interval excludes 0 from below exactly when the one-sided Wilcoxon p <= alpha (without
-    ties or zeros). ``(-inf, inf)`` when c > M. 2-D input: arrays of lows and highs.
+    The set of centres c at which neither one-sided :func:`wilcoxon_pvalue` of d - c rejects
+    at ``alpha``, found by evaluating the test at every Walsh average (where the statistic can
+    jump) and between them. Without ties or zeros this is the classical interval
+    [w_(M - c + 1), w_(c)] on the M = n(n+1)/2 sorted Walsh averages with c =
+    :func:`signed_rank_critical` (n, alpha); with zeros or ties it still agrees with the test
+    (Pratt zero handling on both sides). ``(-inf, inf)`` when no centre can be rejected.
+    2-D input: arrays of lows and highs.
 
     >>> hodges_lehmann_interval([1.0, 2.0, 3.0, 4.0, 5.0], 0.05)
     (1.0, 5.0)
@@ -399,17 +495,17 @@ def hodges_lehmann_interval(d: object, alpha: float):
     n = x.shape[-1]
     if n == 0:
         return (math.nan, math.nan)
-    m = n * (n + 1) // 2
-    c = signed_rank_critical(n, alpha)
-    w = _walsh(x)
-    if c > m:
-        low = np.full(x.shape[:-1], -np.inf)
-        high = np.full(x.shape[:-1], np.inf)
-    else:
-        low, high = w[..., m - c], w[..., c - 1]
-    if x.ndim == 1:
-        return (float(low), float(high))
-    return (np.asarray(low), np.asarray(high))
+    if x.ndim == 2:
+        pairs = [hodges_lehmann_interval(row, alpha) for row in x]
+        return (np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
+    if 2.0**-n > alpha * (1 + 1e-12):
+        return (-math.inf, math.inf)
+    if not _has_zero_or_tie(x) and n <= 50:
+        # No ties: the textbook order statistics (equal to the inversion, and fast).
+        m, c = n * (n + 1) // 2, signed_rank_critical(n, alpha)
+        w = _walsh(x)
+        return (float(w[m - c]), float(w[c - 1]))
+    return _invert_at_breaks(_walsh(x), lambda c, alt: wilcoxon_pvalue(x, null=c, alternative=alt), alpha)
 
 
 # --------------------------------------------------------------------------- paired t
@@ -466,7 +562,117 @@ def t_interval(d: object, alpha: float):
     return (np.asarray(low), np.asarray(high))
 
 
+# --------------------------------------------------------------------------- sign test (median)
+def sign_pvalue(d: object, *, null: float = 0.0, alternative: str = "greater"):
+    """One-sided exact sign test of H0: median(d) = ``null`` (``"greater"``: H1 median above).
+
+    p = P(Bin(k, 1/2) >= #{d > null}) with k = #{d != null} (zeros dropped), the same number
+    as ``scipy.stats.binomtest(#{d > null}, k, alternative="greater")``. Exact for the median
+    of ANY continuous distribution, skewed or not: the test for ``estimand="median"``.
+    2-D input: one p per row.
+
+    >>> round(sign_pvalue([1.0, 2.0, 3.0, 4.0, -1.0]), 4)  # P(Bin(5, 1/2) >= 4)
+    0.1875
+    """
+    x = _pairs(d) - null
+    _check_alternative(alternative)
+    if x.shape[-1] == 0:
+        raise ValueError("sign_pvalue needs at least one pair; got an empty array")
+    scale = np.abs(x).max(axis=-1, keepdims=True)
+    tiny = np.abs(x) <= _REL_TOL * np.where(scale > 0, scale, 1.0)
+    pos = ((x > 0) & ~tiny).sum(axis=-1)
+    k = (~tiny).sum(axis=-1)
+    hits = pos if alternative == "greater" else k - pos
+    p = np.where(k > 0, _st.binom.sf(hits - 1, k, 0.5), 1.0)
+    return _scalar_or_array(np.minimum(1.0, np.asarray(p, float)), x.ndim == 1)
+
+
+def sign_interval(d: object, alpha: float) -> tuple[float, float]:
+    """Two-sided (1 - 2 alpha) interval for the median that inverts :func:`sign_pvalue`.
+
+    Without ties these are order statistics of d (the distribution-free median interval).
+    ``(-inf, inf)`` when 2^-n > alpha.
+
+    >>> sign_interval([1.0, 2.0, 3.0, 4.0, 5.0], 0.05)
+    (1.0, 5.0)
+    """
+    x = _pairs(d, max_ndim=1)
+    alpha = _check_alpha(alpha)
+    if x.size == 0:
+        return (math.nan, math.nan)
+    return _invert_at_breaks(x, lambda c, alt: sign_pvalue(x, null=c, alternative=alt), alpha)
+
+
+# --------------------------------------------------------------------------- studentised bootstrap (mean)
+def bootstrap_t_null(d: object, rng: np.random.Generator, n_resamples: int = N_PERMUTATIONS):
+    """Studentised bootstrap distribution T* = (mean* - mean) / (sd* / sqrt(n)) of ``d``.
+
+    Resampling indices come from ``rng`` only and do not depend on the data, so one draw can
+    serve every row of a 2-D ``d`` (the simulation tests use this). A resample with sd* = 0
+    gives T* = 0 if mean* = mean, else +-inf. Returns an array (..., n_resamples).
+    """
+    x = _pairs(d)
+    n = x.shape[-1]
+    idx = _check_rng(rng).integers(0, n, size=(_check_count(n_resamples, "n_resamples"), n))
+    xb = x[..., idx]  # (..., B, n)
+    mean = x.mean(axis=-1, keepdims=True)
+    mb = xb.mean(axis=-1)
+    se = xb.std(axis=-1, ddof=1) / math.sqrt(n)
+    diff = mb - mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(se > 0, diff / np.where(se > 0, se, 1.0), np.sign(diff) * np.inf)
+    t = np.where((se == 0) & (np.abs(diff) <= _REL_TOL * (np.abs(mean) + 1)), 0.0, t)
+    return t
+
+
+def bootstrap_t_pvalue(d: object, tstar: np.ndarray, *, null: float = 0.0,
+                       alternative: str = "greater"):
+    """One-sided studentised-bootstrap p for the mean: (1 + #{T* >= t}) / (1 + B).
+
+    t = (mean(d) - null) / (sd(d) / sqrt(n)); ``tstar`` from :func:`bootstrap_t_null` on the
+    same d. The bootstrap-t corrects the t-test's skewness error to second order (Hall 1992),
+    the test for ``estimand="mean"``. Fewer than 3 pairs: p = 1. Constant d: p = 0 when every
+    d is beyond ``null`` in the alternative's direction, else 1. 2-D input: one p per row.
+    """
+    x = _pairs(d)
+    _check_alternative(alternative)
+    n = x.shape[-1]
+    if n < 3:
+        return _scalar_or_array(np.ones(x.shape[:-1]), x.ndim == 1)
+    se = x.std(axis=-1, ddof=1) / math.sqrt(n)
+    diff = x.mean(axis=-1) - null
+    sign = 1.0 if alternative == "greater" else -1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = sign * diff / np.where(se > 0, se, 1.0)
+    ts = sign * np.asarray(tstar)
+    count = (ts >= t[..., None] - 1e-12 * np.abs(t[..., None])).sum(axis=-1)
+    p = (1.0 + count) / (1.0 + ts.shape[-1])
+    p = np.where(se > 0, p, np.where(sign * diff > 0, 0.0, 1.0))
+    return _scalar_or_array(np.asarray(p, float), x.ndim == 1)
+
+
+def bootstrap_t_interval(d: object, tstar: np.ndarray, alpha: float) -> tuple[float, float]:
+    """Two-sided (1 - 2 alpha) studentised-bootstrap interval that inverts
+    :func:`bootstrap_t_pvalue`: mean - se T*_(j-th largest), mean - se T*_(j-th smallest),
+    j = floor(alpha (B + 1)). ``(-inf, inf)`` with fewer than 3 pairs or j < 1."""
+    x = _pairs(d, max_ndim=1)
+    alpha = _check_alpha(alpha)
+    n = x.size
+    ts = np.sort(np.asarray(tstar, float))
+    j = math.floor(alpha * (ts.size + 1) + 1e-9)
+    if n < 3 or j < 1:
+        return (-math.inf, math.inf)
+    mean, se = float(x.mean()), float(x.std(ddof=1) / math.sqrt(n))
+    if se == 0:
+        return (mean, mean)
+    return (mean - se * float(ts[-j]), mean - se * float(ts[j - 1]))
+
+
 # --------------------------------------------------------------------------- one test, all parts
+ESTIMATORS = {"permutation": "mean", "wilcoxon": "hodges-lehmann", "t": "mean", "sign": "median",
+              "bootstrap_t": "mean"}
+
+
 @dataclass(frozen=True)
 class PairedTest:
     """Everything one paired test says about a vector of differences d.
@@ -474,23 +680,29 @@ class PairedTest:
     ``p_superiority`` tests H0: centre <= 0 against H1: centre > 0 (the treatment helps);
     ``p_nonsuperiority`` tests H0: centre >= effect against H1: centre < effect (the
     improvement is smaller than the smallest effect of interest), the same test applied to
-    d - effect. ``ci_low``/``ci_high`` is the (1 - 2 alpha) interval that inverts the test, so
-    ``ci_low > 0`` iff ``p_superiority <= alpha`` and ``ci_high < effect`` iff
-    ``p_nonsuperiority <= alpha`` (ties aside).
+    d - effect. ``p_at_effect`` tests H0: centre <= effect against H1: centre > effect (the
+    improvement is shown to reach E); ``p_noninferiority`` tests H0: centre <= -effect against
+    H1: centre > -effect (with ``p_nonsuperiority``, the two one-sided tests of equivalence
+    within +-E). ``ci_low``/``ci_high`` is the (1 - 2 alpha) interval that inverts the test,
+    so ``ci_low > 0`` iff ``p_superiority <= alpha`` and ``ci_high < effect`` iff
+    ``p_nonsuperiority <= alpha``. ``interval(a)`` gives the interval at another level (the
+    multiplicity-adjusted one) from the same resamples.
     """
 
     test: str
     n: int
     estimate: float
-    estimator: str  # "mean" or "hodges-lehmann"
+    estimator: str  # "mean", "median" or "hodges-lehmann"
     ci_low: float
     ci_high: float
     confidence: float  # 1 - 2 alpha
     p_superiority: float
     p_nonsuperiority: float
-    monte_carlo: bool  # True only for the sign-flip test on random patterns (n > max_exact)
-    n_resamples: int  # sign patterns behind the sign-flip p-values (all 2^n, or the random
-    # ones); 0 for t and wilcoxon
+    monte_carlo: bool  # True for resampled null distributions (sign flip n > max_exact, bootstrap-t)
+    n_resamples: int  # sign patterns or bootstrap resamples behind the p-values; 0 for t, wilcoxon, sign
+    p_at_effect: float = math.nan
+    p_noninferiority: float = math.nan
+    interval: Callable[[float], tuple[float, float]] | None = field(default=None, compare=False, repr=False)
 
 
 def paired_test(
@@ -503,13 +715,14 @@ def paired_test(
     n_resamples: int = N_PERMUTATIONS,
     max_exact: int = MAX_EXACT,
 ) -> PairedTest:
-    """Run one of the three paired tests on ``d``: superiority, non-superiority and interval.
+    """Run one paired test on ``d``: superiority, non-superiority, equivalence and interval.
 
-    ``test``: "permutation" (sign flip, mean), "wilcoxon" (signed rank, Hodges-Lehmann) or
-    "t" (paired t, mean). ``effect`` is the smallest effect of interest (>= 0). ``rng`` is
-    needed only by the Monte Carlo sign-flip test (n > ``max_exact``), which then draws one
-    set of sign patterns and uses it for both p-values and the interval, so they agree.
-    No pairs: estimate and interval NaN, both p-values 1.
+    ``test``: "permutation" (sign flip, mean), "wilcoxon" (signed rank, Hodges-Lehmann),
+    "t" (paired t, mean), "sign" (exact sign test, median) or "bootstrap_t" (studentised
+    bootstrap, mean). ``effect`` is the smallest effect of interest (>= 0). ``rng`` is needed
+    only by the resampled tests (sign flip with n > ``max_exact``, bootstrap-t), which draw ONE
+    set of resamples and use it for every p-value and interval, so they agree.
+    No pairs: estimate and interval NaN, every p-value 1.
 
     >>> r = paired_test([1.0, 2.0, 3.0], test="t", effect=0.5, alpha=0.05)
     >>> round(r.estimate, 3), round(r.p_superiority, 4), round(r.p_nonsuperiority, 4)
@@ -523,35 +736,70 @@ def paired_test(
         raise ValueError(f"effect (the smallest effect of interest) must be finite and >= 0; got {effect!r}")
     n = x.size
     conf = 1 - 2 * alpha
+    est_name = ESTIMATORS[test]
     if n == 0:
-        est = "hodges-lehmann" if test == "wilcoxon" else "mean"
-        return PairedTest(test, 0, math.nan, est, math.nan, math.nan, conf, 1.0, 1.0, False, 0)
+        return PairedTest(test, 0, math.nan, est_name, math.nan, math.nan, conf, 1.0, 1.0, False, 0,
+                          1.0, 1.0, lambda a: (math.nan, math.nan))
+    monte_carlo, n_used = False, 0
     if test == "t":
-        low, high = t_interval(x, alpha)
-        return PairedTest(
-            test, n, float(x.mean()), "mean", low, high, conf,
-            t_pvalue(x), t_pvalue(x, null=effect, alternative="less"), False, 0,
-        )
-    if test == "wilcoxon":
-        low, high = hodges_lehmann_interval(x, alpha)
-        return PairedTest(
-            test, n, hodges_lehmann(x), "hodges-lehmann", low, high, conf,
-            wilcoxon_pvalue(x), wilcoxon_pvalue(x, null=effect, alternative="less"), False, 0,
-        )
-    if n <= max_exact:
-        low, high = sign_flip_interval(x, alpha, max_exact=max_exact)
-        return PairedTest(
-            test, n, float(x.mean()), "mean", low, high, conf,
-            sign_flip_pvalue(x, max_exact=max_exact),
-            sign_flip_pvalue(x, null=effect, alternative="less", max_exact=max_exact),
-            False, 2**n,
-        )
-    n_resamples = _check_count(n_resamples, "n_resamples")
-    masks = _draw_masks(_check_rng(rng), n_resamples, n)
-    low, high = _interval_from_patterns(_mask_sums(masks, x), masks.sum(axis=1), 1, alpha)
+        def pval(c, alt):
+            return t_pvalue(x, null=c, alternative=alt)
+
+        def interval(a):
+            return t_interval(x, a)
+        estimate = float(x.mean())
+    elif test == "wilcoxon":
+        def pval(c, alt):
+            return wilcoxon_pvalue(x, null=c, alternative=alt)
+
+        def interval(a):
+            return hodges_lehmann_interval(x, a)
+        estimate = hodges_lehmann(x)
+    elif test == "sign":
+        def pval(c, alt):
+            return sign_pvalue(x, null=c, alternative=alt)
+
+        def interval(a):
+            return sign_interval(x, a)
+        estimate = float(np.median(x))
+    elif test == "bootstrap_t":
+        n_used = _check_count(n_resamples, "n_resamples")
+        tstar = bootstrap_t_null(x, _check_rng(rng), n_used)
+        monte_carlo = True
+
+        def pval(c, alt):
+            return bootstrap_t_pvalue(x, tstar, null=c, alternative=alt)
+
+        def interval(a):
+            return bootstrap_t_interval(x, tstar, a)
+        estimate = float(x.mean())
+    elif n <= max_exact:
+        n_used = 2**n
+
+        def pval(c, alt):
+            return sign_flip_pvalue(x, null=c, alternative=alt, max_exact=max_exact)
+
+        def interval(a):
+            return sign_flip_interval(x, a, max_exact=max_exact)
+        estimate = float(x.mean())
+    else:
+        n_used = _check_count(n_resamples, "n_resamples")
+        masks = _draw_masks(_check_rng(rng), n_used, n)
+        sums, sizes = _mask_sums(masks, x), masks.sum(axis=1)
+        monte_carlo = True
+
+        def pval(c, alt):
+            y = x - c if alt == "greater" else c - x
+            return _mask_pvalue(y, masks)
+
+        def interval(a):
+            return _interval_from_patterns(sums, sizes, 1, a)
+        estimate = float(x.mean())
+    low, high = interval(alpha)
     return PairedTest(
-        test, n, float(x.mean()), "mean", low, high, conf,
-        _mask_pvalue(x, masks), _mask_pvalue(effect - x, masks), True, n_resamples,
+        test, n, float(estimate), est_name, low, high, conf, float(pval(0.0, "greater")),
+        float(pval(effect, "less")), monte_carlo, n_used, float(pval(effect, "greater")),
+        float(pval(-effect, "greater")), interval,
     )
 
 

@@ -8,7 +8,17 @@ A hypothesis file needs only this surface::
 """
 
 from harness.errors import DeclarationError, HarnessError
-from harness.hypothesis import Choice, Hypothesis, IntUniform, LogUniform, Prediction, Training, Tuning, Uniform
+from harness.hypothesis import (
+    Choice,
+    Hypothesis,
+    IntUniform,
+    LogUniform,
+    Prediction,
+    Sequential,
+    Training,
+    Tuning,
+    Uniform,
+)
 from harness.models.base import GenerativeModel
 from harness.registry import register_dataset, register_model
 
@@ -21,6 +31,7 @@ __all__ = [
     "IntUniform",
     "LogUniform",
     "Prediction",
+    "Sequential",
     "Training",
     "Tuning",
     "Uniform",

@@ -183,6 +183,10 @@ def check(
     out.print(f"store: {resolve_uri(store)}", markup=False)
     if h.smoke:
         out.print("[yellow]smoke mode: a tiny budget to check the plumbing; not evidence[/]")
+    from analysis.power import reachability_warnings
+
+    for w in reachability_warnings(h.prediction, h.seeds, (len(h.levels) - 1) * len(h.strata_ids)):
+        out.print(f"[yellow]warning: {w}[/]", markup=True, highlight=False)
 
 
 @app.command()
@@ -368,7 +372,8 @@ def _planned(decl: dict) -> int:
     n = len(next(iter(decl["ablate"].values())))
     for levels in decl["strata"].values():
         n *= len(levels)
-    return n * decl["seeds"]
+    seeds = decl["seeds"]  # an int, or a sequential design {"looks": [...], ...}: plan for the max
+    return n * (seeds["looks"][-1] if isinstance(seeds, dict) else seeds)
 
 
 @app.command()

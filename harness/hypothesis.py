@@ -20,7 +20,11 @@ from typing import Any
 from harness.errors import DeclarationError
 
 DIRECTIONS = ("lower", "higher")
-TESTS = ("permutation", "wilcoxon", "t")
+TESTS = ("permutation", "wilcoxon", "t", "sign", "bootstrap_t")
+# Prediction.estimand -> the tests valid for it (the first is the default); see
+# docs/statistics.md "What is estimated". None keeps the pre-estimand behaviour: the test's
+# own centre (pseudo-median for permutation / wilcoxon, mean for t).
+ESTIMANDS = {"mean": ("bootstrap_t", "t"), "median": ("sign",), "pseudomedian": ("permutation", "wilcoxon")}
 CORRECTIONS = ("holm", "bh")
 FAILED_POLICIES = ("worst", "exclude")
 PRECISIONS = ("fp32", "bf16", "fp16")  # Training.precision: never switched on silently
@@ -50,15 +54,31 @@ class Prediction:
     direction: str  # "lower" or "higher": which way the treatment moves the metric
     effect: float  # smallest effect of interest, in metric units (>= 0)
     alpha: float = 0.05  # one-sided significance level, family-wise across comparisons
-    test: str = "permutation"  # paired test: exact sign-flip "permutation", "wilcoxon" or "t"
+    test: str | None = None  # paired test: exact sign-flip "permutation", "wilcoxon",
+    # "t", exact "sign" (median) or studentised "bootstrap_t" (mean); None: the estimand's default
     correction: str = "holm"  # multiplicity control over the family: "holm" or "bh"
     failed: str = "worst"  # failed/diverged runs: "worst" outcome for their variant, or "exclude"
+    estimand: str | None = None  # what "improves by E" means: "mean", "median" or
+    # "pseudomedian" (centre of a symmetric law); None = implied by the test (old files)
 
     def __post_init__(self) -> None:
         if not isinstance(self.metric, str) or not self.metric:
             raise DeclarationError("prediction.metric", self.metric, "a metric name such as 'iwae_nll'")
         _choice("prediction.direction", self.direction, DIRECTIONS)
+        if self.estimand is not None:
+            _choice("prediction.estimand", self.estimand, tuple(ESTIMANDS))
+            if self.test is None:  # the estimand's own test (frozen: set once, here)
+                object.__setattr__(self, "test", ESTIMANDS[self.estimand][0])
+        elif self.test is None:
+            object.__setattr__(self, "test", "permutation")
         _choice("prediction.test", self.test, TESTS)
+        if self.estimand is not None and self.test not in ESTIMANDS[self.estimand]:
+            raise DeclarationError(
+                "prediction.test", self.test,
+                f"a test valid for estimand={self.estimand!r}: {list(ESTIMANDS[self.estimand])} "
+                "(sign: exact for the median; permutation / wilcoxon: need symmetry; "
+                "bootstrap_t / t: the mean)",
+            )
         _choice("prediction.correction", self.correction, CORRECTIONS)
         _choice("prediction.failed", self.failed, FAILED_POLICIES)
         if not _is_real(self.effect) or self.effect < 0 or not math.isfinite(self.effect):
@@ -78,6 +98,51 @@ class Prediction:
             f"{treatment} {verb} {self.metric} relative to {control} by at least {self.effect:g} "
             f"(one-sided alpha = {self.alpha:g}, {self.test} test, {self.correction} correction)"
         )
+
+
+SPENDINGS = ("obrien_fleming", "pocock")  # Lan-DeMets spending functions (analysis.sequential)
+
+
+class Sequential(int):
+    """A group-sequential seed design, usable as ``Hypothesis(seeds=...)``.
+
+    Example::
+
+        seeds=Sequential(looks=(8, 16, 24, 32), spending="obrien_fleming", futility=True)
+
+    ``looks``: cumulative seed counts at which the study is analysed; alpha is spent over them
+    with a Lan-DeMets ``spending`` function ("obrien_fleming": little early, most at the end;
+    "pocock": evenly); ``futility=True`` also stops for "refuted" (improvement significantly
+    below the smallest effect of interest). The value as an int is the maximum seed count, so
+    planning code that reads ``hypothesis.seeds`` as a number still plans for the most seeds.
+    """
+
+    looks: tuple[int, ...]
+    spending: str
+    futility: bool
+
+    def __new__(cls, looks: tuple[int, ...] = (), spending: str = "obrien_fleming", futility: bool = True):
+        if (not isinstance(looks, (tuple, list)) or not 2 <= len(looks) <= 10
+                or not all(isinstance(n, int) and not isinstance(n, bool) for n in looks)
+                or looks[0] < 3 or any(b <= a for a, b in zip(looks, looks[1:]))):
+            raise DeclarationError(
+                "seeds.looks", looks,
+                "2 to 10 strictly increasing cumulative seed counts, the first >= 3, e.g. (8, 16, 24, 32)")
+        _choice("seeds.spending", spending, SPENDINGS)
+        if not isinstance(futility, bool):
+            raise DeclarationError("seeds.futility", futility, "True or False")
+        obj = super().__new__(cls, looks[-1])
+        obj.looks, obj.spending, obj.futility = tuple(looks), spending, futility
+        return obj
+
+    def __repr__(self) -> str:
+        return f"Sequential(looks={self.looks!r}, spending={self.spending!r}, futility={self.futility!r})"
+
+    def __reduce__(self):  # pickles (process pools) as the design, not as a bare int
+        return (Sequential, (self.looks, self.spending, self.futility))
+
+    def canonical(self) -> dict:
+        return {"looks": list(self.looks), "spending": self.spending, "futility": self.futility}
 
 
 @dataclass(frozen=True)
@@ -325,7 +390,7 @@ class Hypothesis:
     source: str = ""
     fixed: dict[str, Any] = field(default_factory=dict)
     strata: dict[str, list] = field(default_factory=dict)
-    seeds: int = 10
+    seeds: int = 10  # or Sequential(looks=..., ...): a group-sequential design (int value: the max)
     training: Training = field(default_factory=Training)
     tuning: Tuning | None = None  # the pre-registered tuning budget (None: the declared values as they are)
     smoke: bool = False  # a labelled smoke run: tiny budget, never evidence
@@ -588,8 +653,8 @@ class Hypothesis:
             "fixed": _jsonable(self.fixed),
             "ablate": _jsonable(self.ablate),
             "strata": _jsonable(self.strata),
-            "prediction": dataclasses.asdict(self.prediction),
-            "seeds": self.seeds,
+            "prediction": _prediction_canonical(self.prediction),
+            "seeds": self.seeds.canonical() if isinstance(self.seeds, Sequential) else self.seeds,
             "training": dataclasses.asdict(self.training),
             "smoke": self.smoke,
             **({"tuning": self.tuning.canonical()} if self.tuning is not None else {}),
@@ -625,6 +690,14 @@ def diff_declarations(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 
 # --------------------------------------------------------------------- helpers
+def _prediction_canonical(p: Prediction) -> dict:
+    # estimand=None (the default) is left out so that files written before it keep their hash.
+    out = dataclasses.asdict(p)
+    if out.get("estimand") is None:
+        out.pop("estimand", None)
+    return out
+
+
 def _choice(name: str, value: object, allowed: tuple) -> None:
     if value not in allowed:
         raise DeclarationError(name, value, f"one of {list(allowed)}")

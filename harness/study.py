@@ -30,7 +30,7 @@ from pathlib import Path
 from harness import failpoints
 from harness.collect import Collected, collect
 from harness.errors import HarnessError, Interrupted, RunError, StoreError, translate
-from harness.hypothesis import Variant, diff_declarations
+from harness.hypothesis import Sequential, Variant, diff_declarations
 
 FINISHED_STATUSES = ("FINISHED", "FAILED")
 
@@ -562,6 +562,9 @@ def run_study(
     check_seeds(col, n_seeds)
     if workers < 1:
         raise HarnessError(f"--workers {workers}: expected a positive integer")
+    if n_seeds is None and isinstance(hyp.seeds, Sequential):  # look by look, stop when decided
+        return run_sequential(col, store, reg, device=device, workers=workers, block_size=block_size,
+                              on_progress=on_progress, optuna_storage=optuna_storage)
     t0 = time.perf_counter()
     variants, busy, tuned_runs = hyp.variants, [], 0
     if hyp.tuning is not None:
@@ -627,6 +630,53 @@ def run_study(
             f"{summary.skipped_claimed} runs are being trained by another `harness run` of this study "
             "(claimed); they were skipped here. Run again when it ends to confirm all runs finished."
         )
+    return summary
+
+
+def run_sequential(col: Collected, store, reg, **kw) -> RunSummary:
+    """A group-sequential study: train up to the next look, analyse it, stop when decided.
+
+    Each look's statistics and boundaries go to the parent (registration) run as the tag
+    ``harness.look.<k>`` (JSON, see ``analysis.sequential.analyse_look``); the stopping look
+    as ``harness.sequential_stop``. A study that stopped is never reopened: a later
+    ``harness run`` reports the decision and trains nothing. After a kill the looks are
+    re-analysed from the store (deterministic: the same runs give the same decision) and
+    training resumes at the first look whose seeds are not all done.
+    """
+    import json
+
+    from analysis.load import load
+    from analysis.sequential import analyse_look
+
+    hyp, design = col.hypothesis, col.hypothesis.seeds
+    current = next((r for r in store.registrations(col.id) if r.version == reg.version), reg)
+    summary = RunSummary(planned=len(hyp.variants) * int(design))
+    stopped = current.tags.get("harness.sequential_stop")
+    if stopped is not None:
+        summary.messages.append(f"sequential design already decided at look {stopped}: "
+                                f"{current.tags.get('harness.verdict.sequential', '')}; a decided study is never reopened")
+        return summary
+    previous = None
+    for k, n in enumerate(design.looks):
+        s = run_study(col, store, reg, n_seeds=n, **kw)
+        for f in ("trained", "finished", "diverged", "skipped_claimed", "seconds"):
+            setattr(summary, f, getattr(summary, f) + getattr(s, f))
+        summary.already_done = s.already_done
+        if s.skipped_claimed:
+            summary.messages += s.messages + [f"look {k} ({n} seeds) cannot be analysed until those runs end"]
+            return summary
+        frame = load(col.id, store, reg.version)
+        look = analyse_look(frame, hyp.prediction, design, k, previous, control=hyp.control,
+                            seed=int(reg.version, 16) % 2**32)
+        if f"harness.look.{k}" not in current.tags:
+            store.set_tag(reg.run_id, f"look.{k}", json.dumps(look, default=float))
+        previous = tuple(look["outcomes"])
+        summary.messages.append(f"look {k} at {n} seeds: {look['overall']} (z boundary "
+                                f"{look['boundary_z']:.3f}; {', '.join(look['outcomes'])})")
+        if look["stop"]:
+            store.set_tag(reg.run_id, "verdict.sequential", look["overall"])
+            store.set_tag(reg.run_id, "sequential_stop", str(k))
+            break
     return summary
 
 

@@ -169,10 +169,11 @@ def test_wilcoxon_matches_scipy_and_hand_computed():
     rng = np.random.default_rng(4)
     for n in (4, 9, 15, 30, 60):
         c, t = rng.normal(size=n), rng.normal(0.3, 1, size=n)
+        # exact null for every n (scipy switches to the normal approximation above 50)
         assert S.wilcoxon_pvalue(c - t) == pytest.approx(
-            sps.wilcoxon(c, t, alternative="greater").pvalue, abs=1e-12)
+            sps.wilcoxon(c, t, alternative="greater", method="exact").pvalue, abs=1e-12)
         assert S.wilcoxon_pvalue(c - t, null=0.2, alternative="less") == pytest.approx(
-            sps.wilcoxon(c - t - 0.2, alternative="less").pvalue, abs=1e-12)
+            sps.wilcoxon(c - t - 0.2, alternative="less", method="exact").pvalue, abs=1e-12)
     # ranks of |d| = 2, 3, 4, 5, 1 -> W+ = 14; P(W+ >= 14) = 2/32
     assert S.wilcoxon_pvalue([0.5, 1.0, 1.5, 2.0, -0.2]) == pytest.approx(2 / 32, abs=1e-12)
     assert S.wilcoxon_pvalue([0.0, 0.0, 0.0]) == 1.0
@@ -185,6 +186,39 @@ def test_wilcoxon_batch_equals_rows_even_with_ties():
     np.testing.assert_allclose(S.wilcoxon_pvalue(d), [S.wilcoxon_pvalue(r) for r in d], atol=1e-14)
     d2 = rng.normal(size=(5, 12))
     np.testing.assert_allclose(S.wilcoxon_pvalue(d2), [S.wilcoxon_pvalue(r) for r in d2], atol=1e-14)
+
+
+def _pratt_w(x, axis):
+    r = sps.rankdata(np.abs(x), axis=axis)
+    return (r * (x > 0)).sum(axis=axis)
+
+
+def test_wilcoxon_with_zeros_and_ties_is_the_exact_pratt_permutation_test():
+    rng = np.random.default_rng(12)
+    for _ in range(6):
+        d = np.round(rng.normal(0.4, 1, size=9), 0) / 2  # many zeros and ties
+        for alt in ("greater", "less"):
+            ref = sps.permutation_test((d,), _pratt_w, permutation_type="samples",
+                                       alternative=alt, n_resamples=np.inf).pvalue
+            assert S.wilcoxon_pvalue(d, alternative=alt) == pytest.approx(ref, abs=1e-12)
+
+
+def test_wilcoxon_interval_agrees_with_the_test_under_zeros_and_ties():
+    # issue 12, defect 3: the test dropped zeros while the interval used every pair, so this
+    # d gave p = 0.047 ("supported") with ci_low = 0.000.
+    d = np.array([1, 0, -1, 1.5, 1, 1, 0, 1.5, 0.5])
+    r = S.paired_test(d, test="wilcoxon", effect=1.0, alpha=0.05)
+    assert (r.ci_low > 0) == (r.p_superiority <= 0.05)
+    assert (r.ci_high < 1.0) == (r.p_nonsuperiority <= 0.05)
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        n = int(rng.integers(6, 16))
+        d = np.round(rng.normal(rng.normal(0.5, 0.5), 1, size=n) * 2) / 2
+        d[rng.random(n) < 0.2] = 0.0  # the 'worst' policy makes exact zeros
+        for alpha in (0.05, 0.1):
+            r = S.paired_test(d, test="wilcoxon", effect=0.5, alpha=alpha)
+            assert (r.ci_low > 0) == (r.p_superiority <= alpha), (d, r)
+            assert (r.ci_high < 0.5) == (r.p_nonsuperiority <= alpha), (d, r)
 
 
 @pytest.mark.parametrize("n", range(1, 11))
@@ -345,3 +379,16 @@ def test_argument_checks():
         S.paired_test([1.0, 2.0], test="t", effect=-0.1, alpha=0.05)
     with pytest.raises(ValueError, match="alternative"):
         S.wilcoxon_pvalue([1.0, 2.0], alternative="two-sided")
+
+
+def test_interval_bisection_beyond_many_breaks_equals_the_full_scan(monkeypatch):
+    rng = np.random.default_rng(21)
+    samples = []
+    for n in (45, 60):
+        d = rng.normal(0.3, 1, n)
+        d[:4] = 0.0
+        samples.append(d)
+    fast = [S.hodges_lehmann_interval(d, 0.05) for d in samples]
+    full = S._first_accepted
+    monkeypatch.setattr(S, "_first_accepted", lambda pts, acc, scan=10**9: full(pts, acc, scan=10**9))
+    assert fast == [S.hodges_lehmann_interval(d, 0.05) for d in samples]

@@ -1,0 +1,288 @@
+"""Group-sequential seeds: Lan-DeMets alpha spending, boundaries, look decisions (pure).
+
+A design has K looks at cumulative seed counts n_1 < ... < n_K; the information fraction of
+look k is t_k = n_k / n_K. Each comparison's one-sided p-value of the DECLARED test at look k is
+read as a z statistic, Z_k = Phi^-1(1 - p_k). For a mean-type statistic of n_k iid pairs the
+Z_k are (asymptotically) jointly normal with independent increments, Corr(Z_i, Z_j) =
+sqrt(t_i / t_j); the efficacy boundary c_k is the value with
+
+    P(Z_1 < c_1, ..., Z_(k-1) < c_(k-1), Z_k >= c_k) = alpha(t_k) - alpha(t_(k-1))
+
+under H0, for a Lan-DeMets spending function alpha(t): O'Brien-Fleming-like
+2 - 2 Phi(z_(1-alpha/2) / sqrt(t)) or Pocock-like alpha ln(1 + (e - 1) t). The probabilities
+are computed by recursive numerical integration of the density of the score S_k = Z_k sqrt(t_k)
+on a grid (Armitage, McPherson & Rowe 1969; Jennison & Turnbull 2000, ch. 19). A look rejects
+when its p-value is at or below the look's NOMINAL level a_k = 1 - Phi(c_k).
+
+Two one-sided group-sequential tests run side by side, each at alpha with the same spending:
+superiority (H0: improvement <= 0; crossing -> "supported") and, with ``futility=True``,
+non-superiority at the smallest effect of interest E (H0: improvement >= E; crossing ->
+"refuted"). Both are non-binding, so P(supported | 0) <= alpha and P(refuted | E) <= alpha
+hold whatever the other does. With several comparisons the family is handled by a group-
+sequential Holm procedure (Maurer & Bretz 2013): an unrejected hypothesis is tested at the
+boundaries of level alpha / (m - r), r = hypotheses already rejected, recomputed as r grows.
+Interval after (early) stopping: the repeated confidence interval (Jennison & Turnbull 1989),
+the test's own interval at the nominal level of the look, whose coverage 1 - 2 alpha holds
+simultaneously over all looks and hence under any stopping rule.
+
+    >>> [round(c, 2) for c in boundaries((8, 16, 24, 32), 0.025, "obrien_fleming")]
+    [4.33, 2.96, 2.36, 2.01]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy import optimize
+from scipy import stats as st
+
+__all__ = [
+    "SPENDING",
+    "LookDecision",
+    "analyse_look",
+    "boundaries",
+    "decide_look",
+    "nominal_levels",
+    "spent",
+]
+
+SPENDING = ("obrien_fleming", "pocock")
+_GRID = 401  # grid points per look for the numerical integration (error < 1e-5 on boundaries)
+
+
+def spent(t: float, alpha: float, spending: str) -> float:
+    """Lan-DeMets alpha spent by information fraction t in (0, 1].
+
+    >>> round(spent(1.0, 0.025, "obrien_fleming"), 6), round(spent(1.0, 0.025, "pocock"), 6)
+    (0.025, 0.025)
+    """
+    if not 0 < t <= 1 + 1e-12:
+        raise ValueError(f"information fraction must be in (0, 1]; got {t!r}")
+    t = min(t, 1.0)
+    if spending == "obrien_fleming":
+        return float(2 - 2 * st.norm.cdf(st.norm.isf(alpha / 2) / math.sqrt(t)))
+    if spending == "pocock":
+        return float(alpha * math.log(1 + (math.e - 1) * t))
+    raise ValueError(f"spending must be one of {list(SPENDING)}; got {spending!r}")
+
+
+def _check_looks(looks) -> tuple[int, ...]:
+    looks = tuple(int(n) for n in looks)
+    if not looks or any(b <= a for a, b in zip(looks, looks[1:])) or looks[0] < 1:
+        raise ValueError(f"looks must be strictly increasing positive seed counts; got {looks!r}")
+    return looks
+
+
+def _cross(c: float, tk: float, dt: float, grid: np.ndarray, mass: np.ndarray, target: float) -> float:
+    """P(continue to look k-1, then Z_k >= c) - target, from the previous look's density."""
+    return float((mass * st.norm.sf((c * math.sqrt(tk) - grid) / math.sqrt(dt))).sum()) - target
+
+
+@lru_cache(maxsize=1024)
+def _boundaries(looks: tuple[int, ...], alpha: float, spending: str) -> tuple[float, ...]:
+    t = np.asarray(looks, float) / looks[-1]
+    cum = [spent(x, alpha, spending) for x in t]
+    bounds: list[float] = []
+    # density of the score S = Z sqrt(t) on the continuation region of the previous look
+    grid = weights = dens = None
+    for k, tk in enumerate(t):
+        target = cum[k] - (cum[k - 1] if k else 0.0)
+        if target <= 1e-15:
+            bounds.append(math.inf)
+            c = math.inf
+        elif k == 0:
+            c = float(st.norm.isf(target))
+            bounds.append(c)
+        else:
+            dt = tk - t[k - 1]
+
+            args = (tk, dt, grid, weights * dens, target)
+            c = (float(optimize.brentq(_cross, -10.0, 40.0, args=args, xtol=1e-10))
+                 if _cross(-10.0, *args) > 0 else -10.0)
+            bounds.append(c)
+        # new continuation density on a grid below c sqrt(t_k), from -8 SD
+        top = min(c, 8.0) * math.sqrt(tk)
+        new_grid = np.linspace(-8.0 * math.sqrt(tk), top, _GRID)
+        w = np.full(_GRID, (top + 8.0 * math.sqrt(tk)) / (_GRID - 1) / 3.0)
+        w[1:-1:2] *= 4
+        w[2:-1:2] *= 2
+        if k == 0:
+            new_dens = st.norm.pdf(new_grid / math.sqrt(tk)) / math.sqrt(tk)
+        else:
+            dt = tk - t[k - 1]
+            kern = st.norm.pdf((new_grid[:, None] - grid[None, :]) / math.sqrt(dt)) / math.sqrt(dt)
+            new_dens = kern @ (weights * dens)
+        grid, weights, dens = new_grid, w, new_dens
+    return tuple(bounds)
+
+
+def boundaries(looks, alpha: float, spending: str = "obrien_fleming") -> list[float]:
+    """One-sided efficacy boundaries c_1..c_K on the z scale for a level-``alpha`` test.
+
+    Checked against gsDesign / rpact for 4 equally spaced looks, alpha = 0.025,
+    O'Brien-Fleming-like: 4.333, 2.963, 2.359, 2.014; and, for both spending functions, by
+    simulating the joint normal (tests/analysis/test_sequential.py).
+    """
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"alpha must be strictly between 0 and 0.5; got {alpha!r}")
+    if spending not in SPENDING:
+        raise ValueError(f"spending must be one of {list(SPENDING)}; got {spending!r}")
+    return list(_boundaries(_check_looks(looks), round(float(alpha), 12), spending))
+
+
+def nominal_levels(looks, alpha: float, spending: str = "obrien_fleming") -> list[float]:
+    """Nominal one-sided p-value thresholds a_k = 1 - Phi(c_k) of the looks."""
+    return [float(st.norm.sf(c)) for c in boundaries(looks, alpha, spending)]
+
+
+@dataclass(frozen=True)
+class LookDecision:
+    """The decision at one look for a family of comparisons.
+
+    ``outcomes``: per comparison "supported", "refuted" or "continue" (at the last look,
+    "inconclusive" instead of "continue"); ``stop``: True when the overall outcome is decided
+    (every comparison supported, or any refuted) or the last look is reached; ``overall``:
+    "supported", "refuted", "inconclusive" (last look, undecided) or "continue";
+    ``levels_sup`` / ``levels_non``: the nominal level each comparison was tested at (after
+    Holm recycling); ``rci_level``: the nominal one-sided alpha at which the repeated
+    confidence interval of every comparison is formed at this look (the look's boundary at
+    alpha / m, Bonferroni over the family), e.g. ``PairedTest.interval(rci_level)``.
+    """
+
+    look: int
+    n: int
+    outcomes: tuple[str, ...]
+    overall: str
+    stop: bool
+    levels_sup: tuple[float, ...]
+    levels_non: tuple[float, ...]
+    rci_level: float
+
+
+def _holm_sequential(p: np.ndarray, decided: np.ndarray, look: int, looks, alpha: float,
+                     spending: str) -> tuple[np.ndarray, np.ndarray]:
+    """Group-sequential Holm at one look: returns (rejected now or before, level used)."""
+    m = p.size
+    rejected = decided.copy()
+    levels = np.zeros(m)
+    while True:
+        r = int(rejected.sum())
+        if r == m:
+            break
+        a = nominal_levels(looks, alpha / (m - r), spending)[look]
+        levels[~rejected] = a
+        new = (~rejected) & (p <= a)
+        if not new.any():
+            break
+        rejected |= new
+    return rejected, levels
+
+
+def decide_look(look: int, looks, p_superiority, p_nonsuperiority, *, alpha: float,
+                spending: str = "obrien_fleming", futility: bool = True,
+                previous: tuple[str, ...] | None = None) -> LookDecision:
+    """Apply the design at look ``look`` (0-based) to each comparison's one-sided p-values.
+
+    ``p_superiority`` / ``p_nonsuperiority``: raw p-values of the declared test on all pairs so
+    far (one per comparison); ``previous``: the outcomes of the last look (decided comparisons
+    keep their decision: a decided study is never reopened).
+
+    >>> d = decide_look(0, (8, 16, 24, 32), [1e-6], [0.9], alpha=0.025)
+    >>> d.outcomes, d.stop
+    (('supported',), True)
+    """
+    looks = _check_looks(looks)
+    if not 0 <= look < len(looks):
+        raise ValueError(f"look must be in 0..{len(looks) - 1}; got {look!r}")
+    p_sup = np.asarray(p_superiority, float)
+    p_non = np.asarray(p_nonsuperiority, float)
+    m = p_sup.size
+    prev = previous or ("continue",) * m
+    was_sup = np.array([o == "supported" for o in prev])
+    was_ref = np.array([o == "refuted" for o in prev])
+    sup, lv_sup = _holm_sequential(p_sup, was_sup, look, looks, alpha, spending)
+    if futility:
+        ref, lv_non = _holm_sequential(p_non, was_ref, look, looks, alpha, spending)
+    else:
+        ref, lv_non = was_ref.copy(), np.zeros(m)
+    last = look == len(looks) - 1
+    outcomes = []
+    for i in range(m):
+        if was_sup[i] or was_ref[i]:
+            outcomes.append(prev[i])
+        elif ref[i]:  # refuted first, as in the fixed design
+            outcomes.append("refuted")
+        elif sup[i]:
+            outcomes.append("supported")
+        else:
+            outcomes.append("inconclusive" if last else "continue")
+    if any(o == "refuted" for o in outcomes):
+        overall = "refuted"
+    elif all(o == "supported" for o in outcomes):
+        overall = "supported"
+    else:
+        overall = "inconclusive" if last else "continue"
+    rci = nominal_levels(looks, alpha / m, spending)[look]
+    return LookDecision(look, looks[look], tuple(outcomes), overall, overall != "continue",
+                        tuple(map(float, lv_sup)), tuple(map(float, lv_non)), float(rci))
+
+
+def analyse_look(frame, prediction, design, look: int, previous: tuple[str, ...] | None = None,
+                 control: str | None = None, seed: int = 0) -> dict:
+    """One look of a sequential study: the declared test on the runs of the first n_k seeds,
+    the design's boundaries, each comparison's decision and its repeated confidence interval.
+
+    ``design`` has ``looks``, ``spending``, ``futility`` (a ``harness.Sequential``). Returns a
+    JSON-able dict (what ``harness run`` logs to the parent run, and the report shows).
+    The family is controlled by the group-sequential Holm procedure whatever
+    ``prediction.correction`` says (Benjamini-Hochberg has no group-sequential form here).
+    """
+    import dataclasses
+    import types
+
+    from analysis.decide import decide
+
+    looks = _check_looks(design.looks)
+    n = looks[look]
+    alpha = float(prediction.alpha)
+    m_guess = None
+    sub = frame[frame["seed"] < n]
+    # one decide() call at the RCI level: its p-values do not depend on alpha, and its interval
+    # at that level IS the repeated confidence interval of this look
+    for _ in range(2):  # the RCI level depends on the family size m, known after one call
+        a_rci = nominal_levels(looks, alpha / (m_guess or 1), design.spending)[look]
+        a_rci = min(max(a_rci, 1e-12), 0.499)
+        if dataclasses.is_dataclass(prediction):
+            pred = dataclasses.replace(prediction, alpha=a_rci)
+        else:
+            pred = types.SimpleNamespace(**{**vars(prediction), "alpha": a_rci})
+        v = decide(sub, pred, control=control, seed=seed, power=False)
+        if m_guess == v.family_size or v.family_size == 1:
+            break
+        m_guess = v.family_size
+    comp = v.comparisons
+    d = decide_look(look, looks, comp["p_value"].to_numpy(), comp["p_nonsup"].to_numpy(),
+                    alpha=alpha, spending=design.spending, futility=design.futility,
+                    previous=previous)
+    c = boundaries(looks, alpha / len(comp), design.spending)
+    rows = []
+    for i, r in comp.iterrows():
+        rows.append({
+            "stratum": r["stratum"], "treatment": r["treatment"], "n_pairs": int(r["n_pairs"]),
+            "estimate": float(r["effect"]), "p_superiority": float(r["p_value"]),
+            "p_nonsuperiority": float(r["p_nonsup"]),
+            "z_superiority": float(st.norm.isf(min(max(r["p_value"], 1e-300), 1.0))),
+            "level_superiority": d.levels_sup[i], "level_nonsuperiority": d.levels_non[i],
+            "rci_low": float(r["ci_low"]), "rci_high": float(r["ci_high"]), "outcome": d.outcomes[i],
+        })
+    return {
+        "look": look, "looks": list(looks), "n": n, "spending": design.spending,
+        "futility": bool(design.futility), "alpha": alpha,
+        "boundary_z": c[look], "boundaries_z": list(c),
+        "nominal_levels": nominal_levels(looks, alpha / len(comp), design.spending),
+        "rci_confidence": 1 - 2 * a_rci, "comparisons": rows, "outcomes": list(d.outcomes),
+        "overall": d.overall, "stop": d.stop,
+    }
