@@ -108,6 +108,10 @@ def check(target: str = typer.Argument(..., help="Hypothesis file or ID."), stor
     out.print(f"seeds: {h.seeds} per variant; variants: {len(h.variants)}; runs: {h.n_runs}", markup=False)
     out.print(f"training: {h.training}", markup=False)
     out.print(f"store: {resolve_uri(store)}", markup=False)
+    from harness.sample_metrics import floor_warning
+
+    if (warning := floor_warning(h)) is not None:
+        out.print(f"warning: {warning}", style="yellow", markup=False)
     if h.smoke:
         out.print("[yellow]smoke mode: a tiny budget to check the plumbing; not evidence[/]")
 
