@@ -115,6 +115,9 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
     ]
     comparisons = verdict.comparisons.to_dict("records")
     failures = _failures(frame, levels)
+    from analysis import tuning as tuning_report
+
+    tuning_ctx = tuning_report.section(st, hypothesis_id, reg, levels, _png)
     ctx = {
         "id": hypothesis_id,
         "decl": decl,
@@ -144,6 +147,7 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
         "units": units,
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "fmt": _fmt,
+        "tuning": tuning_ctx,
     }
     env = Environment(
         loader=PackageLoader("analysis", "templates"),

@@ -8,17 +8,22 @@ A hypothesis file needs only this surface::
 """
 
 from harness.errors import DeclarationError, HarnessError
-from harness.hypothesis import Hypothesis, Prediction, Training
+from harness.hypothesis import Choice, Hypothesis, IntUniform, LogUniform, Prediction, Training, Tuning, Uniform
 from harness.models.base import GenerativeModel
 from harness.registry import register_dataset, register_model
 
 __all__ = [
+    "Choice",
     "DeclarationError",
     "GenerativeModel",
     "HarnessError",
     "Hypothesis",
+    "IntUniform",
+    "LogUniform",
     "Prediction",
     "Training",
+    "Tuning",
+    "Uniform",
     "register_dataset",
     "register_model",
 ]

@@ -107,6 +107,17 @@ def check(target: str = typer.Argument(..., help="Hypothesis file or ID."), stor
     out.print(f"strata: {h.strata_ids if h.strata else 'none'}", markup=False)
     out.print(f"seeds: {h.seeds} per variant; variants: {len(h.variants)}; runs: {h.n_runs}", markup=False)
     out.print(f"training: {h.training}", markup=False)
+    if h.tuning is not None:
+        t = h.tuning
+        space = ", ".join(f"{k} ~ {v}" for k, v in sorted(t.space.items()))
+        out.print(f"tuning: {t.trials} trials per variant x {t.seeds_per_trial} seed(s) per trial, sampler "
+                  f"{t.sampler} (seed {t.sampler_seed}), scored on a {t.validation:g} validation split of train; "
+                  f"space: {space}", markup=False)
+        out.print(f"plan: {h.n_tuning_runs} tuning runs (validation split), then {h.n_runs} confirmatory runs "
+                  f"(test split) at each variant's best configuration; {h.n_tuning_runs + h.n_runs} in all", markup=False)
+    else:
+        out.print(f"plan: {h.n_runs} confirmatory runs; no tuning declared (every variant at the declared values)",
+                  markup=False)
     out.print(f"store: {resolve_uri(store)}", markup=False)
     from harness.sample_metrics import floor_warning
 
@@ -151,8 +162,12 @@ def run(
     store: str | None = StoreOpt,
     new_version: bool = typer.Option(False, "--new-version", help="Register a changed declaration as a new version."),
     smoke: bool = typer.Option(False, "--smoke", help="A labelled smoke run (2 seeds, tiny budget) into ID@smoke."),
+    optuna_storage: str | None = typer.Option(
+        None, "--optuna-storage",
+        help="Optuna storage for tuning: a database URL (RDB) or a journal file (default <store root>/optuna.journal).",
+    ),
 ):
-    """Register if needed, then train every (variant, seed) not yet finished."""
+    """Register if needed, then tune (if declared) and train every (variant, seed) not yet finished."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -205,10 +220,13 @@ def run(
 
         summary = run_study(
             col, st, reg, n_seeds=seeds, device=str(dev), workers=workers,
-            block_size=block_size, on_progress=on_progress,
+            block_size=block_size, on_progress=on_progress, optuna_storage=optuna_storage,
         )
     for m in summary.messages:
         out.print(f"[yellow]{m}[/]")
+    if col.hypothesis.tuning is not None:
+        out.print(f"tuning: trained {summary.tuning_trained} trial runs here "
+                  f"({col.hypothesis.n_tuning_runs} in the declared budget)", markup=False)
     out.print(
         f"{col.id} v{reg.number}: trained {summary.trained} runs ({summary.finished} finished, "
         f"{summary.diverged} diverged) in {summary.seconds:.1f} s; {summary.already_done} were already done; "

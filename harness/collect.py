@@ -108,7 +108,8 @@ def smoke_version(hyp: Hypothesis) -> Hypothesis:
         t, steps=min(t.steps, 30), eval_samples=min(t.eval_samples, 8), log_every=min(t.log_every, 10),
         n_samples=min(t.n_samples, 64),
     )
-    return dataclasses.replace(hyp, seeds=2, training=training, smoke=True)
+    tuning = hyp.tuning and dataclasses.replace(hyp.tuning, trials=min(hyp.tuning.trials, 2), seeds_per_trial=1)
+    return dataclasses.replace(hyp, seeds=2, training=training, tuning=tuning, smoke=True)
 
 
 def discover() -> list[Path]:

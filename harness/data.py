@@ -40,6 +40,7 @@ class Dataset:
     test: torch.Tensor
     shape: tuple[int, ...]
     levels: int | None
+    held_out: str = "test"  # what `test` holds: "test", or "validation" in a tuning view
 
     @property
     def dim(self) -> int:
@@ -51,6 +52,29 @@ def load(name: str, root: str | None = None) -> Dataset:
     if name not in DATASETS:
         raise HarnessError(f"unknown dataset {name!r}; available: {sorted(DATASETS)}")
     return DATASETS[name](root=root) if root is not None else DATASETS[name]()
+
+
+VALIDATION_SEED = SPLIT_SEED + 1  # the validation split's own permutation; never a run's seed
+
+
+def validation_view(ds: Dataset, fraction: float) -> Dataset:
+    """The tuning view of ``ds``: train = training split minus a fixed validation split, and
+    the validation split in the place of the test split (so code that scores "the test split"
+    scores validation during tuning and can never read the real test split).
+
+    The validation rows are fixed by the dataset and ``fraction`` alone (a permutation with a
+    constant seed), never by a run's seed: every trial of every variant is scored on the same
+    images. ``validation_view(load("digits"), 0.2).test.shape == (299, 64)``.
+    """
+    if not 0 < fraction < 1:
+        raise HarnessError(f"validation fraction {fraction!r}: expected a number strictly between 0 and 1")
+    n = ds.train.shape[0]
+    n_val = max(1, int(round(n * fraction)))
+    if n - n_val < 2:
+        raise HarnessError(f"dataset {ds.name!r}: {n} training examples are too few to hold out {n_val} for validation")
+    perm = torch.from_numpy(np.random.default_rng(VALIDATION_SEED).permutation(n))
+    train_idx, val_idx = perm[n_val:].sort().values, perm[:n_val].sort().values
+    return Dataset(ds.name, ds.train[train_idx], ds.train[val_idx], ds.shape, ds.levels, held_out="validation")
 
 
 def fixed_split(n: int, n_test: int) -> tuple[np.ndarray, np.ndarray]:

@@ -54,7 +54,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from harness.data import Dataset
 from harness.errors import HarnessError
-from harness.hypothesis import Training
+from harness.hypothesis import STACKABLE_TRAINING, Training
 from harness.seeds import stream_seed
 
 # Stream purposes hashed with each seed (harness.seeds): data order, training, evaluation and
@@ -196,13 +196,18 @@ class _Adam:
     without the fused kernel get the same update in plain tensor ops.
     """
 
-    def __init__(self, param: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
-        self.param, self.lr, self.betas, self.eps = param, float(lr), betas, eps
+    def __init__(self, param: torch.Tensor, lr, betas=(0.9, 0.999), eps: float = 1e-8):
+        # ``lr`` is one float, or an [S] tensor (tuning trials stacked in one block, each
+        # member at its own learning rate: then the plain-ops update, per row).
+        self.param, self.betas, self.eps = param, betas, eps
+        self.lr = lr if isinstance(lr, torch.Tensor) else float(lr)
         self.exp_avg = torch.zeros_like(param)
         self.exp_avg_sq = torch.zeros_like(param)
         self.step_t = torch.zeros((), dtype=torch.float32, device=param.device)
         self.n = 0
-        self.fused = param.device.type in ("cpu", "cuda") and hasattr(torch, "_fused_adam_")
+        self.fused = (
+            param.device.type in ("cpu", "cuda") and hasattr(torch, "_fused_adam_") and not isinstance(lr, torch.Tensor)
+        )
 
     @torch.no_grad()
     def step(self, grad: torch.Tensor) -> None:
@@ -220,24 +225,38 @@ class _Adam:
         self.exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1 - b2)
         bc1, bc2 = 1 - b1**self.n, 1 - b2**self.n
         denom = (self.exp_avg_sq.sqrt() / math.sqrt(bc2)).add_(self.eps)
+        if isinstance(self.lr, torch.Tensor):
+            self.param.sub_(self.exp_avg / denom * (self.lr / bc1)[:, None])
+            return
         self.param.addcdiv_(self.exp_avg, denom, value=-self.lr / bc1)
 
 
 class _Block:
     """The state of S seeds of one variant being trained together (see module docstring)."""
 
-    def __init__(self, model_cls, config, training: Training, dataset: Dataset, seeds, dev, mode):
+    def __init__(self, model_cls, config, training: Training, dataset: Dataset, seeds, dev, mode, members=None):
         self.training, self.dataset, self.seeds, self.dev = training, dataset, list(seeds), dev
         self.mode = mode
         self.S = S = len(seeds)
-        models = [build_model(model_cls, config, dataset, s) for s in seeds]
+        configs = [m[0] for m in members] if members else [config] * S
+        models = [build_model(model_cls, c, dataset, s) for c, s in zip(configs, seeds)]
         self.base = copy.deepcopy(models[0]).to("meta")  # shapes and code; weights come per call
         params, buffers = stack_module_state(models)
         del models
         self.layout = _Layout(params)
         self.flat = self.layout.flatten({k: v.detach() for k, v in params.items()}).to(dev)
         self.buffers = {k: v.to(dev) for k, v in buffers.items()}
-        self.adam = _Adam(self.flat, training.lr)
+        # Per-member learning rates and clip norms when tuning trials share the block.
+        self.clip = training.grad_clip
+        lr = training.lr
+        if members:
+            lr = torch.tensor([float(m[1].lr) for m in members], device=dev, dtype=self.flat.dtype)
+            clips = [m[1].grad_clip for m in members]
+            if any(c is not None for c in clips):
+                self.clip = torch.tensor([math.inf if c is None else float(c) for c in clips], device=dev)
+            else:
+                self.clip = None
+        self.adam = _Adam(self.flat, lr)
         self.grad = torch.zeros_like(self.flat)  # reused every step
         self.grad_views = list(self.layout.unflatten(self.grad).values())
 
@@ -388,8 +407,8 @@ class _Block:
         self.alive &= ok
         use = self.alive if take is None else take
         coef = use.to(grad.dtype)  # 0 for a masked seed
-        if t.grad_clip is not None:  # each seed's own global norm, as clip_grad_norm_ computes it
-            coef = coef * torch.clamp(t.grad_clip / (torch.where(use, norm, torch.zeros_like(norm)) + 1e-6), max=1.0)
+        if self.clip is not None:  # each seed's own global norm, as clip_grad_norm_ computes it
+            coef = coef * torch.clamp(self.clip / (torch.where(use, norm, torch.zeros_like(norm)) + 1e-6), max=1.0)
         grad.mul_(coef[:, None])
         grad.nan_to_num_(0.0, 0.0, 0.0)  # a masked seed's NaN * 0 is still NaN (live rows are finite)
         if take is not None:  # a true skip: restore the skipped seeds' weights and moments
@@ -504,8 +523,14 @@ def train_block(
     *,
     mode: str = "auto",
     keep_state: bool = False,
+    members: list[tuple] | None = None,
 ) -> list[SeedResult]:
     """Train ``seeds`` of one variant as one stacked model; one SeedResult per seed.
+
+    ``members`` (tuning): one ``(config, training)`` per seed, each member's own configuration.
+    They may differ from ``config`` / ``training`` only in values that keep every shape and the
+    loop the same: the model's ``hyper`` fields and the training fields in
+    ``harness.hypothesis.STACKABLE_TRAINING`` (see :func:`stack_key`).
 
     ``mode`` is ``auto`` (= ``vmap``), ``vmap`` or ``loop``: the same numbers either way, up to
     float rounding. ``progress(step, steps)`` is called at each logged step. ``keep_state``
@@ -523,8 +548,17 @@ def train_block(
         return []
     if dev.type == "cpu":
         tune_cpu_allocator()
+    if members is not None:
+        if len(members) != len(seeds):
+            raise HarnessError(f"train_block: {len(members)} members for {len(seeds)} seeds")
+        keys = {stack_key(model_cls, c, t) for c, t in members}
+        if len(keys) != 1 or keys != {stack_key(model_cls, config, training)}:
+            raise HarnessError(
+                "train_block: members differ in a value that changes shapes or the training loop; "
+                f"only {list(getattr(model_cls, 'hyper', ()))} (model) and {list(STACKABLE_TRAINING)} (training) may differ"
+            )
     t0 = time.perf_counter()
-    block = _Block(model_cls, config, training, dataset, seeds, dev, resolve_mode(mode, dev))
+    block = _Block(model_cls, config, training, dataset, seeds, dev, resolve_mode(mode, dev), members)
     block.run(progress)
     with torch.no_grad():
         metrics = block.evaluate()
@@ -564,6 +598,17 @@ def train_block(
             )
         )
     return out
+
+
+def stack_key(model_cls: type, config, training: Training) -> tuple:
+    """What must be equal for two members to share a stacked block: everything but the model's
+    ``hyper`` fields and the per-member training values (lr, grad_clip)."""
+    hyper = {h: None for h in getattr(model_cls, "hyper", ())}
+    c = dataclasses.asdict(config)
+    c.update(hyper)
+    t = dataclasses.asdict(training)
+    t.update({k: None for k in STACKABLE_TRAINING})
+    return (repr(sorted(c.items())), repr(sorted(t.items())))
 
 
 # ------------------------------------------------------------------------------ block size

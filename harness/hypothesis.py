@@ -100,6 +100,165 @@ class Training:
 
 
 TRAINING_FIELDS = tuple(f.name for f in dataclasses.fields(Training))
+# Training fields that may differ between the members of one stacked block (trials tuned
+# together): they enter the step as per-member numbers. Every other field changes shapes or the
+# loop (steps, batch size, ...) and groups trials into separate blocks.
+STACKABLE_TRAINING = ("lr", "grad_clip")
+
+SAMPLERS = ("random", "tpe")
+MAX_TRIALS = 10_000
+# Seeds of tuning trials start here; confirmatory seeds are bounded below it, so the two never
+# overlap (a trial's seed j of trial t is TUNING_SEED_BASE + t * seeds_per_trial + j).
+TUNING_SEED_BASE = 1_000_000
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """A float searched uniformly on [low, high]."""
+
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        _bounds(self, log=False)
+
+    def optuna(self):
+        import optuna
+
+        return optuna.distributions.FloatDistribution(float(self.low), float(self.high))
+
+
+@dataclass(frozen=True)
+class LogUniform:
+    """A positive float searched uniformly in log space on [low, high] (learning rates)."""
+
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        _bounds(self, log=True)
+
+    def optuna(self):
+        import optuna
+
+        return optuna.distributions.FloatDistribution(float(self.low), float(self.high), log=True)
+
+
+@dataclass(frozen=True)
+class IntUniform:
+    """An integer searched on [low, high] (inclusive); ``log=True`` for sizes."""
+
+    low: int
+    high: int
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("low", "high"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise DeclarationError(f"IntUniform.{name}", v, "an integer")
+        _bounds(self, log=self.log)
+
+    def optuna(self):
+        import optuna
+
+        return optuna.distributions.IntDistribution(self.low, self.high, log=self.log)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a few values (strings, numbers or booleans)."""
+
+    values: tuple
+
+    def __post_init__(self) -> None:
+        vals = tuple(self.values) if isinstance(self.values, (list, tuple)) else None
+        if not vals or len(vals) < 2:
+            raise DeclarationError("Choice.values", self.values, "a list of at least 2 values")
+        ids = [_level_id(v) for v in vals]
+        if len(set(ids)) != len(ids):
+            raise DeclarationError("Choice.values", list(vals), "distinct values")
+        object.__setattr__(self, "values", vals)
+
+    def optuna(self):
+        import optuna
+
+        return optuna.distributions.CategoricalDistribution(list(self.values))
+
+
+DISTRIBUTIONS = (Uniform, LogUniform, IntUniform, Choice)
+
+
+def _bounds(dist, log: bool) -> None:
+    name = type(dist).__name__
+    for f in ("low", "high"):
+        v = getattr(dist, f)
+        if not _is_real(v) or not math.isfinite(v):
+            raise DeclarationError(f"{name}.{f}", v, "a finite number")
+    if not dist.low < dist.high:
+        raise DeclarationError(
+            f"{name}(low={dist.low!r}, high={dist.high!r})", (dist.low, dist.high),
+            "low < high (an empty or inverted range searches nothing)", what="invalid search range",
+        )
+    if log and dist.low <= 0:
+        raise DeclarationError(f"{name}.low", dist.low, "a positive lower bound (the range is searched in log space)")
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The pre-registered tuning budget: the same for every variant.
+
+    Example::
+
+        Tuning(space={"lr": LogUniform(1e-4, 3e-2), "beta": Uniform(0.5, 8)}, trials=24)
+
+    Each (variant, stratum) gets its own Optuna study with ``trials`` COMPLETE trials, drawn by
+    the same ``sampler`` with the same ``sampler_seed``. A trial trains ``seeds_per_trial`` seeds
+    (from a range disjoint from the confirmatory seeds) on the training split minus a fixed
+    validation split (``validation``: its fraction of the training split) and is scored by the
+    prediction's metric, in its direction, on that validation split; the test split is never
+    read. The confirmatory runs then train each variant at its best trial's configuration.
+    """
+
+    space: dict[str, Any]  # field -> Uniform / LogUniform / IntUniform / Choice
+    trials: int = 16  # COMPLETE trials per variant and stratum: the budget
+    seeds_per_trial: int = 1  # seeds a trial averages its validation score over
+    sampler: str = "random"  # "random" (E[best] curves are exact for it) or "tpe"
+    sampler_seed: int = 0  # the same for every variant's study
+    validation: float = 0.2  # fraction of the training split held out for scoring trials
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.space, dict) or not self.space:
+            raise DeclarationError("tuning.space", self.space, "a dict field -> LogUniform(...) / Uniform(...) / ...")
+        for name, dist in self.space.items():
+            if not isinstance(dist, DISTRIBUTIONS):
+                raise DeclarationError(
+                    f"tuning.space.{name}", dist,
+                    "a search range: harness.LogUniform(lo, hi), Uniform(lo, hi), IntUniform(lo, hi) or Choice([...])",
+                )
+        if not isinstance(self.trials, int) or isinstance(self.trials, bool) or not 1 <= self.trials <= MAX_TRIALS:
+            raise DeclarationError("tuning.trials", self.trials, f"an integer from 1 to {MAX_TRIALS}: trials per variant")
+        if not isinstance(self.seeds_per_trial, int) or isinstance(self.seeds_per_trial, bool) or not 1 <= self.seeds_per_trial <= 64:
+            raise DeclarationError("tuning.seeds_per_trial", self.seeds_per_trial, "an integer from 1 to 64")
+        _choice("tuning.sampler", self.sampler, SAMPLERS)
+        if not isinstance(self.sampler_seed, int) or isinstance(self.sampler_seed, bool) or self.sampler_seed < 0:
+            raise DeclarationError("tuning.sampler_seed", self.sampler_seed, "a non-negative integer")
+        if not _is_real(self.validation) or not 0.05 <= self.validation <= 0.5:
+            raise DeclarationError("tuning.validation", self.validation, "a fraction of the training split from 0.05 to 0.5")
+
+    def canonical(self) -> dict:
+        return {
+            "space": {k: {"type": type(v).__name__, **_jsonable(dataclasses.asdict(v))} for k, v in sorted(self.space.items())},
+            "trials": self.trials,
+            "seeds_per_trial": self.seeds_per_trial,
+            "sampler": self.sampler,
+            "sampler_seed": self.sampler_seed,
+            "validation": self.validation,
+        }
+
+    @property
+    def n_runs_per_variant(self) -> int:
+        return self.trials * self.seeds_per_trial
 
 # Computed by the harness on a model's samples (local-classifier features vs the test split)
 # when Training(sample_metrics=True).
@@ -157,6 +316,7 @@ class Hypothesis:
     strata: dict[str, list] = field(default_factory=dict)
     seeds: int = 10
     training: Training = field(default_factory=Training)
+    tuning: Tuning | None = None  # the pre-registered tuning budget (None: the declared values as they are)
     smoke: bool = False  # a labelled smoke run: tiny budget, never evidence
 
     def __post_init__(self) -> None:
@@ -231,6 +391,8 @@ class Hypothesis:
                     )
         # Build every variant now: an invalid value for a config field fails here, not mid-study.
         self._variants = self._expand()
+        if self.tuning is not None:
+            self._check_tuning(config_fields)
 
     # ----------------------------------------------------------------- the grid
     @property
@@ -291,6 +453,60 @@ class Hypothesis:
                 out.append(Variant(_level_id(level), stratum, config, training, model))
         return out
 
+    def _check_tuning(self, config_fields: set[str]) -> None:
+        """A tuned field is a config or training field, never the ablated factor or a stratum
+        (a factor cannot be both tuned and tested), and every value in its range is valid."""
+        if not isinstance(self.tuning, Tuning):
+            raise DeclarationError("tuning", self.tuning, "a harness.Tuning(space={...}, trials=N)")
+        allowed = sorted((config_fields - {"model"}) | set(TRAINING_FIELDS))
+        for name, dist in self.tuning.space.items():
+            if name == "model" or (name not in config_fields and name not in TRAINING_FIELDS):
+                raise DeclarationError(
+                    f"tuning.space.{name}", name, f"a config field of model {'/'.join(self._model_names)} or training: {allowed}",
+                    what="unknown config field",
+                )
+            for where, mapping in (("ablate", self.ablate), ("strata", self.strata)):
+                if name in mapping:
+                    raise DeclarationError(
+                        f"tuning.space.{name}", name,
+                        f"a field that is not also {where}: a factor cannot be both tuned and tested; "
+                        f"remove it from tuning.space or from {where}",
+                        what="tuned field is a tested factor",
+                    )
+            if name in self.fixed:
+                raise DeclarationError(
+                    f"tuning.space.{name}", name, "a field that is not also in fixed: tune it or fix it, not both"
+                )
+            # Both ends (and, for a choice, every value) must build a valid config.
+            probes = list(dist.values) if isinstance(dist, Choice) else [dist.low, dist.high]
+            for value in probes:
+                for v in self._variants:
+                    try:
+                        self.tuned_variant(v, {name: value})
+                    except DeclarationError as exc:
+                        raise DeclarationError(
+                            f"tuning.space.{name}", value, f"every value in the range must be valid: {exc}",
+                            what="invalid search range",
+                        ) from None
+
+    def tuned_variant(self, v: Variant, params: dict[str, Any]) -> Variant:
+        """``v`` with tuned values applied (fields its model lacks are ignored for that model)."""
+        from harness.registry import MODELS
+
+        fields = {f.name for f in dataclasses.fields(MODELS[v.model].Config)}
+        model_kw = {k: x for k, x in params.items() if k not in TRAINING_FIELDS and k in fields}
+        train_kw = {k: x for k, x in params.items() if k in TRAINING_FIELDS}
+        try:
+            config = dataclasses.replace(v.model_config, **model_kw) if model_kw else v.model_config
+            training = dataclasses.replace(v.training, **train_kw) if train_kw else v.training
+        except (TypeError, ValueError) as exc:
+            raise DeclarationError("tuning.space", params, str(exc), what="invalid tuned value") from None
+        return dataclasses.replace(v, model_config=config, training=training)
+
+    @property
+    def n_tuning_runs(self) -> int:
+        return 0 if self.tuning is None else len(self._variants) * self.tuning.n_runs_per_variant
+
     def _config_error(self, model_cls: type, model_kw: dict, exc: Exception) -> DeclarationError:
         """Name the field (and where it was set) behind an invalid model config."""
         for name, value in model_kw.items():
@@ -320,6 +536,7 @@ class Hypothesis:
             "seeds": self.seeds,
             "training": dataclasses.asdict(self.training),
             "smoke": self.smoke,
+            **({"tuning": self.tuning.canonical()} if self.tuning is not None else {}),
         }
 
     @property

@@ -96,7 +96,8 @@ def reference(dataset, cache_dir: Path | None) -> dict:
         extractor = get_feature_extractor(dataset.name, cache_dir=cache_dir)
     except HarnessError:
         extractor = None  # no labels: score raw coordinates
-    key = (dataset.name, str(cache_dir), extractor is None)
+    # A tuning view holds the validation split in `test` and train-minus-validation in `train`.
+    key = (dataset.name, getattr(dataset, "held_out", "test"), str(cache_dir), extractor is None)
     if key not in _REF:
         train = _flat(dataset.train)
         test = _flat(dataset.test)

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import fcntl
 import io
+import json
 import os
 import platform
 import subprocess
@@ -44,6 +45,7 @@ class RunSummary:
     skipped_claimed: int = 0
     already_done: int = 0
     planned: int = 0
+    tuning_trained: int = 0  # tuning-trial runs trained by this call
     seconds: float = 0.0
     messages: list[str] = field(default_factory=list)
 
@@ -140,7 +142,7 @@ def cell_status(store, hyp_id: str, version: str) -> dict[tuple[str, str, int], 
 
 def plan(
     col: Collected, store, version: str, n_seeds: int | None = None, block_size: int | None = None,
-    device: str = "auto",
+    device: str = "auto", variants: list[Variant] | None = None,
 ):
     """(jobs still to train, number of cells already done).
 
@@ -151,7 +153,7 @@ def plan(
     n_seeds = hyp.seeds if n_seeds is None else n_seeds
     status = cell_status(store, col.id, version)
     jobs, done = [], 0
-    for v in hyp.variants:
+    for v in hyp.variants if variants is None else variants:
         todo = []
         for s in range(n_seeds):
             runs = status.get((v.level, v.stratum, s), [])
@@ -240,7 +242,9 @@ def execute(
             **{k: v for k, v in dataclasses.asdict(job.variant.model_config).items()},
             **{f"training.{k}": v for k, v in dataclasses.asdict(job.variant.training).items()},
         }
-        tags = {**provenance(str(dev)), "block_size": len(seeds)}
+        tags = {**provenance(str(dev)), "block_size": len(seeds), "phase": "confirm"}
+        if hyp.tuning is not None:  # trained at the variant's best tuning trial's configuration
+            tags["tuned"] = "true"
         run_ids = {s: store.start_cell(reg, col.id, job.variant, s, params, tags) for s in seeds}
         cb = None
         if progress is not None:
@@ -328,8 +332,13 @@ def run_study(
     workers: int = 1,
     block_size: int | None = None,
     on_progress: Callable[[float, int], None] | None = None,
+    optuna_storage: str | None = None,
 ) -> RunSummary:
     """Train every (variant, seed) of ``reg``'s version not yet done.
+
+    With a declared ``Tuning``, two phases: first each variant's tuning to its full budget
+    (:mod:`harness.tuning`; trial runs on the validation split, seeds disjoint from the
+    confirmatory ones), then the confirmatory runs, each variant at its best configuration.
 
     ``on_progress(done_runs, total_runs)`` is called as runs progress (fractional within a block
     when training in-process).
@@ -341,9 +350,17 @@ def run_study(
     if workers < 1:
         raise HarnessError(f"--workers {workers}: expected a positive integer")
     t0 = time.perf_counter()
-    jobs, done = plan(col, store, reg.version, n_seeds, block_size, device)
+    variants, busy, tuned_runs = hyp.variants, [], 0
+    if hyp.tuning is not None:
+        variants, busy, tuned_runs = _tune(col, store, reg, device, block_size, optuna_storage, on_progress)
+    jobs, done = plan(col, store, reg.version, n_seeds, block_size, device, variants=variants)
     total = len(hyp.variants) * (n_seeds or hyp.seeds)
-    summary = RunSummary(already_done=done, planned=total)
+    summary = RunSummary(already_done=done, planned=total, tuning_trained=tuned_runs)
+    for v in busy:
+        summary.messages.append(
+            f"variant {v.id} is being tuned by another `harness run` of this study; its confirmatory runs "
+            "wait until its tuning is complete. Run again when that process ends."
+        )
     completed = float(done)
     if on_progress:
         on_progress(completed, total)
@@ -390,6 +407,40 @@ def run_study(
             "(claimed); they were skipped here. Run again when it ends to confirm all runs finished."
         )
     return summary
+
+
+def _tune(col: Collected, store, reg, device, block_size, optuna_storage, on_progress):
+    """Phase 1: every variant's tuning to its full budget. Returns (variants at their best
+    configurations, variants another process is still tuning, trial runs trained here)."""
+    from harness import tuning
+
+    hyp = col.hypothesis
+    st = tuning.storage(optuna_storage, store.root)
+    store.set_tag(reg.run_id, "optuna_storage", tuning.storage_label(optuna_storage, store.root))
+    best, busy, trained, chosen = [], [], 0, {}
+    total = hyp.n_tuning_runs
+    for v in hyp.variants:
+        base = trained
+
+        def prog(n: int, base: int = base) -> None:
+            if on_progress:
+                on_progress(base + n, total)
+
+        res = tuning.tune_variant(col, store, reg, v, st, device=device, block_size=block_size, progress=prog)
+        trained += res.trained
+        if res.busy or res.complete < hyp.tuning.trials:
+            busy.append(v)
+            continue
+        best.append(res.variant)
+        chosen[v.id] = {"trial": res.best_trial, "value": res.best_value, "params": res.best_params,
+                        "complete": res.complete, "optuna_study": tuning.study_name(col.id, reg.version, v)}
+    if chosen:  # the configurations the confirmatory runs use, beside the registration
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "best.json").write_text(json.dumps(chosen, indent=2, sort_keys=True))
+            store.log_artifacts(reg.run_id, Path(tmp), "tuning")
+    return best, busy, trained
 
 
 def progress_counts(store, col_id: str, version: str, n_planned: int) -> tuple[int, int]:

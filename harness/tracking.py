@@ -171,11 +171,39 @@ class Store:
         }
         name = f"{variant.id} seed={seed}"
         run = self.client.create_run(exp, run_name=name, tags=all_tags)
+        self._log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def _log_params(self, run_id: str, params: dict) -> None:
         from mlflow.entities import Param
 
         p = [Param(k, str(v)[:6000]) for k, v in params.items()]
         for i in range(0, len(p), 100):
-            self.client.log_batch(run.info.run_id, params=p[i : i + 100])
+            self.client.log_batch(run_id, params=p[i : i + 100])
+
+    def trial_runs(self, hyp_id: str, version: str) -> list:
+        """Every tuning-trial run of one version (any status)."""
+        exp = self.experiment_id(hyp_id, create=False)
+        if exp is None:
+            return []
+        return self._search(exp, f"tags.`{T}kind` = 'trial' and tags.`{T}version` = '{version}'")
+
+    def start_trial(self, reg: Registration, hyp_id: str, variant, trial: int, seed: int, params: dict, tags: dict) -> str:
+        """A tuning trial's run for one seed (kind ``trial``: never read as a confirmatory result)."""
+        exp = self.experiment_id(hyp_id)
+        all_tags = {
+            "mlflow.parentRunId": reg.run_id,
+            f"{T}kind": "trial",
+            f"{T}hypothesis": hyp_id,
+            f"{T}version": reg.version,
+            f"{T}variant": variant.level,
+            f"{T}stratum": variant.stratum,
+            f"{T}seed": str(seed),
+            f"{T}key": f"{reg.version}/tune/{variant.level}/{variant.stratum}/{trial}/{seed}",
+            **{f"{T}{k}": str(v) for k, v in tags.items()},
+        }
+        run = self.client.create_run(exp, run_name=f"{variant.id} trial={trial} seed={seed}", tags=all_tags)
+        self._log_params(run.info.run_id, params)
         return run.info.run_id
 
     def finish_cell(self, run_id: str, result, png: bytes | None) -> None:

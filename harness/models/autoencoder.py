@@ -171,6 +171,7 @@ class SparseAutoencoder(Autoencoder):
 
     Config = SparseAEConfig
     metrics = Autoencoder.metrics + ("l0",)
+    hyper = ("l1_weight",)  # a penalty weight only: trials with different weights stack
 
     def encode(self, x):
         z = torch.relu(self.encoder(x))
@@ -182,7 +183,7 @@ class SparseAutoencoder(Autoencoder):
 
     def penalty(self, z):
         if self.config.sparsity == "l1":
-            return self.config.l1_weight * z.abs().sum(-1)
+            return self.hp("l1_weight") * z.abs().sum(-1)
         return z.new_zeros(z.shape[:-1])
 
     def evaluate(self, x, noise):

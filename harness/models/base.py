@@ -21,6 +21,11 @@ class GenerativeModel(nn.Module):
     Config: type  # dataclass of hyper-parameters; every field may be a grid factor
     metrics: tuple[str, ...] = ()  # names evaluate() returns, all "lower is better" unless noted
     name: str = ""  # set by @register_model
+    # Config fields that enter the computation only as scalar weights (a loss weight such as
+    # beta, a penalty strength). The model reads them with ``self.hp(name)``, a 0-d tensor
+    # buffer, never as ``self.config.name``: so tuning trials that differ only in them (and in
+    # lr / grad_clip) train as members of ONE stacked block, each member with its own value.
+    hyper: tuple[str, ...] = ()
 
     def __init__(self, config: Any, shape: tuple[int, ...], levels: int | None):
         super().__init__()
@@ -28,6 +33,12 @@ class GenerativeModel(nn.Module):
         self.shape = tuple(shape)
         self.dim = math.prod(self.shape)
         self.levels = levels
+        for name in type(self).hyper:
+            self.register_buffer(f"hp_{name}", torch.tensor(float(getattr(config, name))), persistent=False)
+
+    def hp(self, name: str) -> torch.Tensor:
+        """The value of hyper-parameter ``name`` (listed in ``hyper``) for this member."""
+        return getattr(self, f"hp_{name}")
 
     # -- randomness -------------------------------------------------------------------------
     def noise(self, method: str, n: int, k: int, generator: torch.Generator, device: torch.device) -> dict:

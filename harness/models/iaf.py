@@ -102,6 +102,7 @@ class MADE(nn.Module):
 class IAFVAE(GenerativeModel):
     Config = IAFVAEConfig
     metrics = ("neg_elbo", "iwae_nll", "iwae_bpd", "rate", "distortion")
+    hyper = ("beta",)  # a loss weight only: tuning trials with different beta stack in one block
 
     def __init__(self, config: IAFVAEConfig, shape: tuple[int, ...], levels: int | None):
         super().__init__(config, shape, levels)
@@ -157,7 +158,7 @@ class IAFVAE(GenerativeModel):
 
     def loss(self, x, noise):
         log_lik, kl = self._terms(x, noise["eps"])
-        objective = -(log_lik - self.config.beta * kl).mean()
+        objective = -(log_lik - self.hp("beta") * kl).mean()
         neg_elbo = -(log_lik - kl).mean()
         return objective, {"neg_elbo": neg_elbo, "rate": kl.mean(), "distortion": -log_lik.mean()}
 
