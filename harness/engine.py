@@ -18,8 +18,9 @@ for every seed. Each seed has its own random streams, from generators seeded by 
 alone, each through ``harness.seeds.stream_seed(seed, purpose)`` so that no two streams of any
 seeds coincide: init, data order, training noise, evaluation and sampling noise. Data order
 and training noise are drawn ``CHUNK_STEPS`` steps at a time (one call per seed and chunk,
-not per step); chunk sizes depend on the training settings and the data, never on S. So a seed trained alone and the same seed trained in a block of 64 see the same numbers
-and end at the same parameters up to float rounding (``tests/test_engine.py``).
+not per step); chunk sizes depend on the training settings and the data, never on S. So a
+seed trained alone and the same seed trained in a block of 64 see the same numbers and end at
+the same parameters up to float rounding (``tests/test_engine.py``).
 
 A seed whose loss or gradient goes non-finite is masked out (its gradient zeroed from then on,
 its histories NaN) and reported FAILED with the step; the others finish. Nothing in a step
