@@ -131,8 +131,8 @@ def main() -> None:
     base = draws_real(ds, n, 1)[0]
     old = subset_noise(ref, base, 50, 100)
     new = subset_noise(ref, base, smx.KID_SUBSETS, min(smx.KID_SUBSET_SIZE, n))
-    print(f"\nKID subset-resampling std, same samples: 50 subsets of 100 -> {old:.4g}; "
-          f"{smx.KID_SUBSETS} subsets of {min(smx.KID_SUBSET_SIZE, n)} (current) -> {new:.4g}")
+    print(f"\nKID subset-resampling std, same samples: 50 subsets of 100 (before) -> {old:.4g}; "
+          f"subsets of {min(smx.KID_SUBSET_SIZE, n)} of {n} (current: the full set when equal) -> {new:.4g}")
     print(f"\n({args.partitions} partitions x {len(ds.train) // n} disjoint real draws; "
           f"{args.vae_draws} VAE draws after {args.vae_steps} steps; {time.perf_counter() - t0:.0f} s)")
 
