@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from conftest import ROOT, write
+from conftest import tiny_hypothesis, write
 
 from harness import sample_metrics as smx
 
+NLL = 'Prediction(metric="nll", direction="lower", effect=0.1)'
+
 
 def test_check_warns_below_the_floor_and_not_above(project, cli):
-    text = (ROOT / "hypotheses" / "predictive_coding_samples.py").read_text()
-    assert 'metric="kid", direction="lower", effect=0.02' in text
+    # The tiny study on digits, predicting on KID with the shipped hypotheses' old effect 0.02.
+    assert NLL in tiny_hypothesis()
+    text = tiny_hypothesis().replace(NLL, 'Prediction(metric="kid", direction="lower", effect=0.02)')
     floor = smx.noise_floor("digits", "kid")
     write(project / "hypotheses" / "small.py", text)
     r = cli("check", "small")
