@@ -8,7 +8,7 @@ current subset settings. Real images never overlap the test split they are score
 
     PYTHONPATH=. python benchmarks/sample_metric_degradations.py [--dataset digits] [--vae-steps 2000]
 
-About 1-2 minutes on 2 CPU cores (most of it training the VAE).
+About 20 s on 2 lightly loaded CPU cores (most of it training the VAE).
 """
 
 from __future__ import annotations
