@@ -12,9 +12,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, translate
 
 app = typer.Typer(
     add_completion=False,
@@ -33,8 +34,14 @@ def _user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except HarnessError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except Exception as exc:  # a full disk, a read-only or garbled store: a user error too
+            known = translate(exc)
+            if known is None:
+                raise
+            err.print(f"[bold red]error:[/] {escape(str(known))}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(known.exit_code) from None
 
     return wrapper
 
@@ -249,7 +256,7 @@ def list_(store: str | None = StoreOpt):
     rows: dict[str, dict] = {p.stem: {} for p in discover()}
     st = None
     if not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///"):]).exists():
-        st = Store(store)
+        st = Store(store, create=False)  # reading only: a read-only store lists
         for name in st.experiments():
             rows.setdefault(name, {})
     table = Table(title=f"hypotheses (store {uri})")

@@ -7,10 +7,14 @@ wrong and how to fix it: never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
+import os
 import re
+import signal
 import sys
+import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +23,8 @@ from harness.errors import CollectionError, DeclarationError
 from harness.hypothesis import Hypothesis
 
 HYPOTHESES_DIR = Path("hypotheses")
+ENV_IMPORT_TIMEOUT = "HARNESS_IMPORT_TIMEOUT"
+IMPORT_TIMEOUT = 120.0  # seconds a hypothesis file may take to import (its own modules included)
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
@@ -71,7 +77,20 @@ def collect(target: str | Path, *, smoke: bool = False) -> Collected:
     sys.path.insert(0, str(path.parent))
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        with _guarded_import(path):
+            spec.loader.exec_module(module)
+    except _ImportExit as exc:
+        raise CollectionError(
+            f"{_where(path, exc)}: the hypothesis file called {exc.call} while being imported\n"
+            "  hint: a hypothesis file is imported, not run: remove the call, or put script code under "
+            "`if __name__ == \"__main__\":`"
+        ) from None
+    except _ImportTimeout as exc:
+        raise CollectionError(
+            f"{_where(path, exc)}: importing the hypothesis file took longer than {exc.seconds:g} s "
+            "(an endless loop, or slow work at import time?)\n"
+            f"  hint: a hypothesis file only declares; move long work out of it (or raise ${ENV_IMPORT_TIMEOUT})"
+        ) from None
     except DeclarationError as exc:
         raise CollectionError(str(exc.at(_where(path, exc)))) from None
     except SyntaxError as exc:
@@ -110,6 +129,52 @@ def smoke_version(hyp: Hypothesis) -> Hypothesis:
     )
     tuning = hyp.tuning and dataclasses.replace(hyp.tuning, trials=min(hyp.tuning.trials, 2), seeds_per_trial=1)
     return dataclasses.replace(hyp, seeds=2, training=training, tuning=tuning, smoke=True)
+
+
+class _ImportExit(BaseException):  # not Exception: a file's `except Exception` must not swallow it
+    """sys.exit / os._exit called by a hypothesis file while it is imported."""
+
+    def __init__(self, call: str):
+        super().__init__(call)
+        self.call = call
+
+
+class _ImportTimeout(BaseException):
+    def __init__(self, seconds: float):
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+@contextlib.contextmanager
+def _guarded_import(path: Path):
+    """While a hypothesis file imports: sys.exit (SystemExit) and os._exit become _ImportExit,
+    and a SIGALRM timer bounds the time (main thread only: signals reach no other thread). In
+    process, so `check` pays for no second interpreter."""
+    real_exit = os._exit
+
+    def no_exit(code=0):
+        raise _ImportExit(f"os._exit({code!r})")
+
+    timeout = float(os.environ.get(ENV_IMPORT_TIMEOUT) or IMPORT_TIMEOUT)
+    timed = threading.current_thread() is threading.main_thread() and timeout > 0
+    if timed:
+        def on_alarm(signum, frame):
+            raise _ImportTimeout(timeout)
+
+        old_handler = signal.signal(signal.SIGALRM, on_alarm)
+        old_timer = signal.setitimer(signal.ITIMER_REAL, timeout)
+    os._exit = no_exit
+    try:
+        yield
+    except SystemExit as exc:
+        raise _ImportExit(f"sys.exit({exc.code!r})").with_traceback(exc.__traceback__) from None
+    finally:
+        os._exit = real_exit
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old_handler)
+            if old_timer[0] > 0:
+                signal.setitimer(signal.ITIMER_REAL, *old_timer)
 
 
 def discover() -> list[Path]:

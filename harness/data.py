@@ -7,6 +7,7 @@ seed, so every seed of every variant is scored on the same test images.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import pickle
 import random as _pyrandom
@@ -451,7 +452,7 @@ def read_idx(path: str | os.PathLike, expect_magic: int | None = None) -> np.nda
         raise HarnessError(f"{path} is truncated inside its header ({len(buf)} bytes)")
     dims = struct.unpack(f">{ndim}I", buf[4:head])
     dtype = _IDX_DTYPES[code]
-    need = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    need = math.prod(dims) * dtype.itemsize  # Python ints: four uint32 dims overflow int64
     have = len(buf) - head
     if have != need:
         state = "truncated" if have < need else "longer than its header says"

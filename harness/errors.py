@@ -49,3 +49,75 @@ class StoreError(HarnessError):
 
 class ClaimedError(HarnessError):
     """Another process holds the claim on the runs this process was asked to train."""
+
+
+class RunError(HarnessError):
+    """Training a block raised (typically in the user's model code); its runs were marked KILLED."""
+
+
+class Interrupted(HarnessError):
+    """SIGTERM / SIGINT reached a study: its runs in training were marked KILLED.
+
+    Exit code 128 + the signal number (143 for SIGTERM, 130 for SIGINT), as a shell reports a
+    process ended by that signal.
+    """
+
+    def __init__(self, message: str = "", signum: int = 15):
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+    def __reduce__(self):  # crosses the process-pool boundary
+        return (type(self), (str(self), self.signum))
+
+
+def _chain(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+# What the environment does to a store, as sqlite and the OS say it, and how to fix it.
+_ENVIRONMENT = (
+    (("database or disk is full", "no space left on device"),
+     "no space left on the device holding {where}",
+     "free space (or point --store at a larger disk), then run the same command again: ended runs are kept"),
+    (("attempt to write a readonly database", "read-only file system", "readonly database"),
+     "{where} is read-only",
+     "make the store directory writable, or point --store at a writable directory"),
+    (("file is not a database", "database disk image is malformed", "not an sqlite database"),
+     "{where} is not a readable MLflow sqlite database (malformed or another kind of file)",
+     "point --store at the store directory (or its mlflow.db), or restore the file from a backup"),
+    (("unable to open database file",),
+     "{where} cannot be opened",
+     "check that the store directory exists and is writable, or point --store elsewhere"),
+)
+
+
+def translate(exc: BaseException, where: str = "the tracking store") -> HarnessError | None:
+    """The user error behind an environmental failure (full disk, read-only or garbled store,
+    permission), or None when ``exc`` is not one: then it is a bug and keeps its traceback."""
+    import errno
+
+    if isinstance(exc, HarnessError):
+        return exc
+    for e in _chain(exc):
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+            target = e.filename or where
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                what, fix = _ENVIRONMENT[0][1:]
+            else:
+                what, fix = "{where} is not writable (" + (e.strerror or "permission denied") + ")", _ENVIRONMENT[1][2]
+            return StoreError(f"{what.format(where=target)}\n  hint: {fix}")
+        text = str(e).lower()
+        for needles, what, fix in _ENVIRONMENT:
+            if any(n in text for n in needles):
+                return StoreError(f"{what.format(where=where)}: {_first_line(e)}\n  hint: {fix}")
+    return None
+
+
+def _first_line(e: BaseException) -> str:
+    s = str(e).strip().splitlines()
+    return (s[0] if s else type(e).__name__)[:300]

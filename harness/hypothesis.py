@@ -24,6 +24,15 @@ TESTS = ("permutation", "wilcoxon", "t")
 CORRECTIONS = ("holm", "bh")
 FAILED_POLICIES = ("worst", "exclude")
 PRECISIONS = ("fp32", "bf16", "fp16")  # Training.precision: never switched on silently
+# Bounds checked at declaration, so a runaway value fails in `check`, not minutes into `run`
+# (seeds=10**9 once spent 85 s building a job list before a MemoryError).
+MAX_SEEDS = 10_000
+MAX_LEVELS = 1_000  # per ablated or stratifying factor
+MAX_RUNS = 200_000  # variants x seeds
+MAX_LEVEL_CHARS = 500  # a level's id is a tag value and part of every run's key and name
+MAX_SIZE = 65_536  # any integer of a model's Config (latent_dim, hidden, T, ...)
+TRAINING_MAX = {"steps": 10_000_000, "batch_size": 65_536, "eval_samples": 10_000, "log_every": 10_000_000,
+                "n_samples": 10_000}
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,8 @@ class Training:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise DeclarationError(f"training.{name}", v, "a positive integer")
+            if v > TRAINING_MAX[name]:
+                raise DeclarationError(f"training.{name}", v, f"at most {TRAINING_MAX[name]:,}", what="value too large")
         if not _is_real(self.lr) or not self.lr > 0:
             raise DeclarationError("training.lr", self.lr, "a positive learning rate, e.g. 1e-3")
         if self.grad_clip is not None and (not _is_real(self.grad_clip) or self.grad_clip <= 0):
@@ -331,6 +342,8 @@ class Hypothesis:
             raise DeclarationError("training", self.training, "a harness.Training(...)")
         if not isinstance(self.seeds, int) or isinstance(self.seeds, bool) or self.seeds < 2:
             raise DeclarationError("seeds", self.seeds, "an integer >= 2: a paired test needs at least 2 seeds")
+        if self.seeds > MAX_SEEDS:
+            raise DeclarationError("seeds", self.seeds, f"at most {MAX_SEEDS:,} seeds per variant", what="too many seeds")
         if self.dataset not in DATASETS:
             raise DeclarationError("dataset", self.dataset, f"one of {sorted(DATASETS)}", what="unknown dataset")
         if not isinstance(self.ablate, dict) or len(self.ablate) != 1:
@@ -382,13 +395,27 @@ class Hypothesis:
             for name, levels in mapping.items():
                 if not isinstance(levels, (list, tuple)) or len(levels) < 2:
                     raise DeclarationError(f"{where}.{name}", levels, "a list of at least 2 levels")
+                if len(levels) > MAX_LEVELS:
+                    raise DeclarationError(f"{where}.{name}", f"<{len(levels)} levels>", f"at most {MAX_LEVELS:,} levels",
+                                           what="too many levels")
                 ids = [_level_id(v) for v in levels]
-                dups = sorted({i for i in ids if ids.count(i) > 1})
+                long = next((i for i in ids if len(i) > MAX_LEVEL_CHARS), None)
+                if long is not None:
+                    raise DeclarationError(f"{where}.{name}", long[:60] + "...",
+                                           f"a level of at most {MAX_LEVEL_CHARS} characters (got {len(long)})",
+                                           what="level name too long")
+                dups = sorted({i for i in ids if ids.count(i) > 1} | _equal_levels(levels))
                 if dups:
                     raise DeclarationError(
                         f"{where}.{name}", list(levels), f"distinct levels; duplicated: {dups}",
                         what="duplicate levels",
                     )
+        n_runs = self.seeds
+        for levels in [*self.ablate.values(), *self.strata.values()]:
+            n_runs *= len(levels)
+        if n_runs > MAX_RUNS:
+            raise DeclarationError("ablate", f"<{n_runs:,} runs>", f"a grid of at most {MAX_RUNS:,} runs (variants x seeds)",
+                                   what="grid too large")
         # Build every variant now: an invalid value for a config field fails here, not mid-study.
         self._variants = self._expand()
         if self.tuning is not None:
@@ -443,15 +470,37 @@ class Hypothesis:
                 # With several models, a fixed setting applies to the models that have the field.
                 model_kw = {k: v for k, v in values.items() if k not in TRAINING_FIELDS and k in fields}
                 train_kw = {k: v for k, v in values.items() if k in TRAINING_FIELDS}
+                self._check_types(model_cls, model_kw)
                 try:
                     config = model_cls.Config(**model_kw)
                 except DeclarationError:
                     raise
                 except (TypeError, ValueError) as exc:
                     raise self._config_error(model_cls, model_kw, exc) from None
+                self._check_sizes(config)
                 training = dataclasses.replace(self.training, **train_kw)
                 out.append(Variant(_level_id(level), stratum, config, training, model))
         return out
+
+    def _where(self, name: str) -> str:
+        return next((w for w, m in (("fixed", self.fixed), ("ablate", self.ablate), ("strata", self.strata))
+                     if name in m), f"{self.model} default")
+
+    def _check_types(self, model_cls: type, model_kw: dict) -> None:
+        """A bool for an integer field: True == 1 would make two 'levels' one configuration."""
+        for f in dataclasses.fields(model_cls.Config):
+            v = model_kw.get(f.name)
+            if isinstance(v, bool) and f.type in (int, "int"):
+                raise DeclarationError(f"{self._where(f.name)}.{f.name}", v, "an integer (True/False is not a size)",
+                                       what="bool for an integer field")
+
+    def _check_sizes(self, config: Any) -> None:
+        for f in dataclasses.fields(config):
+            v = getattr(config, f.name)
+            for x in (v if isinstance(v, (tuple, list)) else (v,)):
+                if isinstance(x, int) and not isinstance(x, bool) and abs(x) > MAX_SIZE:
+                    raise DeclarationError(f"{self._where(f.name)}.{f.name}", v, f"at most {MAX_SIZE:,}",
+                                           what="model size too large")
 
     def _check_tuning(self, config_fields: set[str]) -> None:
         """A tuned field is a config or training field, never the ablated factor or a stratum
@@ -482,12 +531,17 @@ class Hypothesis:
             for value in probes:
                 for v in self._variants:
                     try:
-                        self.tuned_variant(v, {name: value})
+                        self._check_sizes(self.tuned_variant(v, {name: value}).model_config)
                     except DeclarationError as exc:
                         raise DeclarationError(
                             f"tuning.space.{name}", value, f"every value in the range must be valid: {exc}",
                             what="invalid search range",
                         ) from None
+
+        if self.n_tuning_runs > MAX_RUNS:
+            raise DeclarationError("tuning.trials", self.tuning.trials,
+                                   f"a budget of at most {MAX_RUNS:,} tuning runs (variants x trials x seeds per trial)",
+                                   what="tuning budget too large")
 
     def tuned_variant(self, v: Variant, params: dict[str, Any]) -> Variant:
         """``v`` with tuned values applied (fields its model lacks are ignored for that model)."""
@@ -562,6 +616,20 @@ def diff_declarations(old: dict, new: dict) -> list[str]:
 def _choice(name: str, value: object, allowed: tuple) -> None:
     if value not in allowed:
         raise DeclarationError(name, value, f"one of {list(allowed)}")
+
+
+def _equal_levels(levels) -> set[str]:
+    """Ids of levels equal in value though spelled differently (1, 1.0 and True)."""
+    out = set()
+    for i, a in enumerate(levels):
+        for b in levels[i + 1 :]:
+            try:
+                same = not isinstance(a, str) and not isinstance(b, str) and bool(a == b)
+            except Exception:  # noqa: BLE001  (an exotic level without a usable ==)
+                same = False
+            if same:
+                out |= {_level_id(a), _level_id(b)}
+    return out
 
 
 def _is_real(v: object) -> bool:

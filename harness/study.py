@@ -13,17 +13,23 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
+import hashlib
 import io
 import json
 import os
 import platform
+import signal
 import subprocess
+import threading
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import failpoints
 from harness.collect import Collected, collect
-from harness.errors import HarnessError, StoreError
+from harness.errors import HarnessError, Interrupted, RunError, StoreError, translate
 from harness.hypothesis import Variant, diff_declarations
 
 FINISHED_STATUSES = ("FINISHED", "FAILED")
@@ -108,6 +114,8 @@ def _lock(path: Path) -> Iterator[None]:
 def _register(col: Collected, store, new_version: bool):
     hyp = col.hypothesis
     version = hyp.version
+    # A record cut short by a kill is absent: under this lock no live process is writing it.
+    store.discard_incomplete_registrations(col.id)
     regs = store.registrations(col.id)
     for reg in regs:
         if reg.version == version:
@@ -182,10 +190,10 @@ def claim(root: Path, version: str, variant: Variant, seeds: list[int]) -> Itera
     d = root / "claims" / version
     d.mkdir(parents=True, exist_ok=True)
     held, fds = [], []
-    safe = "".join(ch if ch.isalnum() or ch in "-_=." else "_" for ch in variant.id)
+    name = claim_name(variant)
     try:
         for s in seeds:
-            fd = os.open(d / f"{safe}.seed{s}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+            fd = os.open(d / f"{name}.seed{s}.lock", os.O_CREAT | os.O_RDWR, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -200,6 +208,15 @@ def claim(root: Path, version: str, variant: Variant, seeds: list[int]) -> Itera
         for fd in fds:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+def claim_name(variant: Variant) -> str:
+    """A claim file's stem: a hash of the exact (level, stratum), so levels that sanitise alike
+    (``a b``, ``a_b``, ``a/b``) never share a claim and a long level never exceeds NAME_MAX;
+    a readable prefix for whoever lists the folder."""
+    digest = hashlib.sha256(f"{variant.level}\0{variant.stratum}".encode()).hexdigest()[:16]
+    safe = "".join(ch if ch.isalnum() or ch in "-_=." else "_" for ch in variant.id)[:40]
+    return f"{safe}-{digest}"
 
 
 # ---------------------------------------------------------------------- one job
@@ -245,24 +262,91 @@ def execute(
         tags = {**provenance(str(dev)), "block_size": len(seeds), "phase": "confirm"}
         if hyp.tuning is not None:  # trained at the variant's best tuning trial's configuration
             tags["tuned"] = "true"
-        run_ids = {s: store.start_cell(reg, col.id, job.variant, s, params, tags) for s in seeds}
-        cb = None
-        if progress is not None:
-            cb = lambda step, total: progress(len(seeds) * step / total)
-        training = job.variant.training
-        scored = sample_metrics.wanted(hyp)
-        if scored:  # enough samples for the metrics; the grid shows the first 64
-            training = dataclasses.replace(training, n_samples=sample_metrics.n_samples_for(ds))
-        results = engine.train_block(model_cls, job.variant.model_config, training, ds, seeds, dev, progress=cb)
-        for res in results:
-            if scored and res.samples is not None:
-                res.metrics.update(sample_metrics.score(res.samples, ds, res.seed, store.root / "cache"))
-            grid = res.samples[:64] if res.samples is not None else None
-            png = sample_grid_png(grid, ds.shape) if grid is not None else None
-            store.finish_cell(run_ids[res.seed], res, png)
-            counts["trained"] += 1
-            counts["finished" if res.status == "FINISHED" else "diverged"] += 1
+        run_ids: dict[int, str] = {}
+        ended: set[int] = set()
+        phase = "logging"
+        try:
+            for s in seeds:
+                run_ids[s] = store.start_cell(reg, col.id, job.variant, s, params, tags)
+            failpoints.hit("cell.started")
+            cb = None
+            if progress is not None:
+                cb = lambda step, total: progress(len(seeds) * step / total)
+            training = job.variant.training
+            scored = sample_metrics.wanted(hyp)
+            if scored:  # enough samples for the metrics; the grid shows the first 64
+                training = dataclasses.replace(training, n_samples=sample_metrics.n_samples_for(ds))
+            phase = "training"
+            results = engine.train_block(model_cls, job.variant.model_config, training, ds, seeds, dev, progress=cb)
+            phase = "logging"
+            for res in results:
+                if scored and res.samples is not None:
+                    res.metrics.update(sample_metrics.score(res.samples, ds, res.seed, store.root / "cache"))
+                grid = res.samples[:64] if res.samples is not None else None
+                png = sample_grid_png(grid, ds.shape) if grid is not None else None
+                store.finish_cell(run_ids[res.seed], res, png)
+                ended.add(res.seed)
+                counts["trained"] += 1
+                counts["finished" if res.status == "FINISHED" else "diverged"] += 1
+        except BaseException as exc:  # noqa: BLE001  (re-raised: the runs must not stay RUNNING)
+            left = [rid for s, rid in run_ids.items() if s not in ended]
+            marked = _abandon(store, left, exc)
+            raise _block_error(exc, phase, col, job, store, left, marked) from None
     return counts
+
+
+def _abandon(store, run_ids: list[str], exc: BaseException) -> int:
+    """Mark runs KILLED (not FAILED: FAILED is a divergence, a result) with the error as a tag,
+    so a resume retrains them. Best effort: a full disk may refuse even this; the next
+    `harness run` then marks them KILLED under its claim."""
+    why = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-7000:]
+    marked = 0
+    for rid in run_ids:
+        try:
+            store.set_tag(rid, "error", why)
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            store.kill(rid)
+            marked += 1
+        except Exception:  # noqa: BLE001
+            pass
+    return marked
+
+
+def _block_error(exc: BaseException, phase: str, col: Collected, job: Job, store, left: list, marked: int):
+    """The user error a failed block becomes: where it failed, what happened to its runs, the fix."""
+    runs = (f"its {marked} runs were marked KILLED" if marked == len(left)
+            else f"{marked} of its {len(left)} runs were marked KILLED (the next `harness run` marks the others)")
+    if isinstance(exc, Interrupted):
+        exc.killed = getattr(exc, "killed", 0) + marked
+        return exc
+    if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit
+        return exc
+    known = translate(exc, f"the store at {store.root}")
+    if isinstance(exc, HarnessError):
+        return exc
+    if known is not None:
+        return type(known)(f"{known}\n  while logging variant {job.variant.id!r}, seeds {job.seeds}: {runs}")
+    if phase != "training":
+        return exc  # a bug in the harness: keep its traceback
+    return RunError(
+        f"{_user_frame(exc, col.path)}: training variant {job.variant.id!r} (seeds {job.seeds}) raised "
+        f"{type(exc).__name__}: {str(exc)[:500]}\n  {runs}; the traceback is in their harness.error tag\n"
+        f"  hint: fix the model code, then `harness run {col.path}` retrains them"
+    )
+
+
+def _user_frame(exc: BaseException, path: Path) -> str:
+    """``file:line`` of the deepest frame in the hypothesis file's folder (the user's model),
+    else the deepest frame outside installed packages."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    here = str(path.parent)
+    for pick in (lambda f: f.filename.startswith(here), lambda f: "site-packages" not in f.filename):
+        hits = [f for f in frames if pick(f)]
+        if hits:
+            return f"{hits[-1].filename}:{hits[-1].lineno}"
+    return str(path)
 
 
 def sample_grid_png(samples, shape: tuple[int, ...]) -> bytes:
@@ -301,13 +385,121 @@ def sample_grid_png(samples, shape: tuple[int, ...]) -> bytes:
 
 
 # ---------------------------------------------------------------------- the run loop
-def _worker(path: str, smoke: bool, store_uri: str, reg, job: Job, device: str, threads: int) -> dict:
+_COLLECTED: dict[tuple[str, bool], Collected] = {}
+_IN_JOB = threading.Event()
+
+
+def _declared(col: Collected, level: str, stratum: str) -> Variant:
+    return next(v for v in col.hypothesis.variants if (v.level, v.stratum) == (level, stratum))
+
+
+def _changes(col: Collected, variant: Variant) -> dict:
+    """The values in which ``variant`` differs from the declared one (its tuned values): plain
+    data, so a pool process can rebuild it without unpickling a file-defined Config."""
+    base = _declared(col, variant.level, variant.stratum)
+    out = {}
+    for old, new in ((base.model_config, variant.model_config), (base.training, variant.training)):
+        for f in dataclasses.fields(new):
+            if getattr(old, f.name) != getattr(new, f.name):
+                out[f.name] = getattr(new, f.name)
+    return out
+
+
+def _worker(path: str, smoke: bool, store_uri: str, reg, level: str, stratum: str, changes: dict,
+            seeds: list[int], device: str, threads: int) -> dict:
+    """One job in a pool process. Only primitive data crosses the process boundary: a model
+    defined in the hypothesis file exists here only after the file is collected again."""
     import torch
 
     torch.set_num_threads(threads)
     from harness.tracking import Store
 
-    return execute(collect(path, smoke=smoke), Store(store_uri), reg, job, device)
+    if (path, smoke) not in _COLLECTED:
+        _COLLECTED[path, smoke] = collect(path, smoke=smoke)
+    col = _COLLECTED[path, smoke]
+    if col.hypothesis.version != reg.version:
+        raise StoreError(f"{path}: the file changed while the study ran (version {col.hypothesis.version}, "
+                         f"registered {reg.version})\n  hint: restore it, or register the change with --new-version")
+    variant = _declared(col, level, stratum)
+    if changes:
+        variant = col.hypothesis.tuned_variant(variant, changes)
+    _IN_JOB.set()
+    try:
+        return execute(col, Store(store_uri), reg, Job(variant, seeds), device)
+    finally:
+        _IN_JOB.clear()
+
+
+def _init_worker(parent: int) -> None:
+    """Pool-process initializer: die with the parent, turn SIGTERM / SIGINT into Interrupted.
+
+    The kernel sends SIGTERM when the parent dies (PR_SET_PDEATHSIG, Linux); a watchdog
+    thread polling the parent's pid covers other systems and a parent that died before the
+    prctl. SIGTERM inside a job marks its runs KILLED; idle, the process just exits.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+    def on_signal(signum, frame):
+        if not _IN_JOB.is_set():
+            os._exit(128 + signum)
+        signal.signal(signum, signal.SIG_DFL)
+        raise Interrupted(f"interrupted by {signal.Signals(signum).name}", signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+
+    def watch() -> None:
+        import time
+
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30.0)  # the job's cleanup (marking its runs KILLED) had its chance
+        os._exit(1)
+
+    threading.Thread(target=watch, name="harness-parent-watchdog", daemon=True).start()
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _interruptible(fn):
+    """Run ``fn(col, ...)`` with SIGTERM / SIGINT raising Interrupted (exit 143 / 130): the
+    block in training marks its runs KILLED on the way out, and the message says how to resume."""
+
+    @functools.wraps(fn)
+    def wrapper(col: Collected, *args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            return fn(col, *args, **kwargs)
+        old = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def on_signal(signum, frame):
+            for sig, h in old.items():  # a second signal acts as it always does
+                signal.signal(sig, h)
+            raise Interrupted(f"interrupted by {signal.Signals(signum).name}", signum)
+
+        for sig in old:
+            signal.signal(sig, on_signal)
+        try:
+            return fn(col, *args, **kwargs)
+        except Interrupted as exc:
+            killed = getattr(exc, "killed", None)
+            runs = f"{killed} runs in training were marked KILLED" if killed is not None else \
+                "the runs in training were marked KILLED"
+            raise Interrupted(
+                f"{str(exc).splitlines()[0]}: {runs}; runs that had ended are kept\n"
+                f"  hint: `harness run {col.path}` resumes: it trains only the runs not yet ended",
+                exc.signum,
+            ) from None
+        finally:
+            for sig, h in old.items():
+                signal.signal(sig, h)
+
+    return wrapper
 
 
 def check_seeds(col: Collected, n_seeds: int | None) -> None:
@@ -322,6 +514,7 @@ def check_seeds(col: Collected, n_seeds: int | None) -> None:
         raise HarnessError(f"--seeds {n_seeds}: a paired comparison needs at least 2 seeds")
 
 
+@_interruptible
 def run_study(
     col: Collected,
     store,
@@ -391,15 +584,22 @@ def run_study(
 
         threads = max(1, (os.cpu_count() or 1) // workers)
         ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(os.getpid(),)) as pool:
             futs = {
-                pool.submit(_worker, str(col.path), col.hypothesis.smoke, store.uri, reg, job, device, threads): job for job in jobs
+                pool.submit(_worker, str(col.path), col.hypothesis.smoke, store.uri, reg, job.variant.level,
+                            job.variant.stratum, _changes(col, job.variant), job.seeds, device, threads): job
+                for job in jobs
             }
-            for fut in as_completed(futs):
-                absorb(fut.result())
-                completed += len(futs[fut].seeds)
-                if on_progress:
-                    on_progress(completed, total)
+            try:
+                for fut in as_completed(futs):
+                    absorb(fut.result())
+                    completed += len(futs[fut].seeds)
+                    if on_progress:
+                        on_progress(completed, total)
+            except BaseException:
+                _stop_pool(pool, futs)
+                raise
     summary.seconds = time.perf_counter() - t0
     if summary.skipped_claimed:
         summary.messages.append(
@@ -407,6 +607,20 @@ def run_study(
             "(claimed); they were skipped here. Run again when it ends to confirm all runs finished."
         )
     return summary
+
+
+def _stop_pool(pool, futs) -> None:
+    """On an error or a signal: cancel queued jobs, SIGTERM the running ones (each marks its
+    runs KILLED) and wait for them, so no worker outlives the study."""
+    from concurrent.futures import wait
+
+    for f in futs:
+        f.cancel()
+    for proc in list(getattr(pool, "_processes", {}).values()):
+        with contextlib.suppress(OSError, ValueError):
+            proc.terminate()
+    wait(list(futs), timeout=60)
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _tune(col: Collected, store, reg, device, block_size, optuna_storage, on_progress):

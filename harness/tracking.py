@@ -8,16 +8,21 @@ final metrics, metric histories (logged in batches), a sample grid and provenanc
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
+import socket
+import sqlite3
 import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness.errors import StoreError
+from harness import failpoints
+from harness.errors import StoreError, translate
 
 ENV_STORE = "HARNESS_STORE"
 DEFAULT_DB = Path("runs") / "mlflow.db"
@@ -25,6 +30,13 @@ T = "harness."  # tag prefix
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+# MLflow's HTTP defaults (7 retries, exponential backoff, 120 s timeout) make an unreachable
+# tracking server take minutes to fail; a user who wants them back sets the variables.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+PROBE_SECONDS = 5.0  # a TCP connect to the tracking server before anything else
+SQLITE_MAGIC = b"SQLite format 3\x00"
 # mlflow is imported inside Store (2-3 s): `harness check` and `harness new` never pay for it.
 
 
@@ -35,10 +47,9 @@ def resolve_uri(store: str | None = None) -> str:
         return f"sqlite:///{(Path.cwd() / DEFAULT_DB).resolve()}"
     if "://" not in uri:
         p = Path(uri)
-        if p.suffix == ".db" or not p.exists() or p.is_file():
-            p = p if p.suffix == ".db" else p / "mlflow.db"
-        else:
-            p = p / "mlflow.db"
+        # A regular file is the database itself (refused later when it is not one), never a
+        # directory to create mlflow.db under.
+        p = p if p.suffix == ".db" or p.is_file() else p / "mlflow.db"
         return f"sqlite:///{p.resolve()}"
     return uri
 
@@ -66,24 +77,94 @@ class Store:
     def __init__(self, store: str | None = None, *, create: bool = True):
         self.uri = resolve_uri(store)
         self.root = local_root(self.uri)
-        if self.uri.startswith("sqlite:///"):
-            db = Path(self.uri[len("sqlite:///") :])
-            if not create and not db.exists():
-                raise StoreError(
-                    f"--store {store or self.uri}: no tracking store at {db}\n"
-                    "  hint: run a study first (`harness run ID`), or point --store at an existing store"
-                )
-            # Create the database once, here, before any worker opens it: concurrent
-            # first-time schema migrations on one sqlite file race.
-            db.parent.mkdir(parents=True, exist_ok=True)
-        from mlflow.tracking import MlflowClient
-
+        # How the user named the store, for messages.
+        given = (f"--store {store}" if store else f"${ENV_STORE}={os.environ[ENV_STORE]}" if os.environ.get(ENV_STORE)
+                 else "the default store runs/")
         # mlflow configures its own loggers on import; its INFO lines (schema creation, ...)
         # are noise in a CLI.
+        import mlflow  # noqa: F401  (first, so the levels below are not reset by its import)
+
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        self.client = MlflowClient(tracking_uri=self.uri)
-        self.client.search_experiments(max_results=1)
+        # It logs each sqlite error with a traceback before raising it; the harness turns the
+        # exception itself into a located message (errors.translate).
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+        if self.uri.startswith("sqlite:///"):
+            self._prepare_sqlite(Path(self.uri[len("sqlite:///") :]), given, create)
+        elif self.uri.startswith(("http://", "https://")):
+            _probe(self.uri)
+        from mlflow.tracking import MlflowClient
+
+        try:
+            self.client = MlflowClient(tracking_uri=self.uri)
+            self.client.search_experiments(max_results=1)
+        except Exception as exc:  # noqa: BLE001  (mlflow raises many kinds; name the store)
+            known = translate(exc, given)
+            if known is not None:
+                raise known from None
+            raise StoreError(
+                f"{given}: the tracking store could not be opened: {str(exc).strip().splitlines()[0][:400]}\n"
+                "  hint: point --store at a harness store directory, its mlflow.db, or a running MLflow server"
+            ) from None
+
+    # ------------------------------------------------------------------ the sqlite file
+    def _prepare_sqlite(self, db: Path, given: str, create: bool) -> None:
+        """Make ``db`` a complete MLflow schema, or refuse naming why.
+
+        The schema is created once, under a flock beside the file, into a temporary file that is
+        renamed into place when complete: a kill, a full disk or a concurrent first use can
+        never leave a half-created ``mlflow.db`` (MLflow's in-place migrations leave
+        ``_alembic_tmp_*`` tables that break every later command). A half-created file from
+        elsewhere is moved aside and recreated when it holds no runs, refused when it does.
+        """
+        state = _inspect_sqlite(db, given)
+        if state == "ok":
+            if create and not os.access(db.parent, os.W_OK):
+                raise StoreError(f"{given}: the store directory {db.parent} is read-only\n"
+                                 "  hint: make it writable, or point --store at a writable directory")
+            return
+        _refuse_if_lost(db, given, state)
+        if not create and state == "absent":
+            raise StoreError(
+                f"{given}: no tracking store at {db}\n"
+                "  hint: run a study first (`harness run ID`), or point --store at an existing store"
+            )
+        try:
+            db.parent.mkdir(parents=True, exist_ok=True)
+            with _flock(db.with_name(db.name + ".lock")):
+                state = _inspect_sqlite(db, given)  # another process may have created it meanwhile
+                if state == "ok":
+                    return
+                _refuse_if_lost(db, given, state)
+                if state.startswith("half"):
+                    aside = db.with_name(f"{db.name}.half-created-{int(time.time())}")
+                    os.replace(db, aside)
+                    logging.getLogger("harness").warning("moved a half-created %s aside to %s", db, aside)
+                self._create_schema(db)
+        except OSError as exc:
+            raise (translate(exc, str(db.parent)) or exc) from None
+
+    def _create_schema(self, db: Path) -> None:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        for stale in db.parent.glob(f".{db.name}.creating-*"):  # from a killed creator (we hold the lock)
+            stale.unlink(missing_ok=True)
+        tmp = db.with_name(f".{db.name}.creating-{os.getpid()}")
+        uri = f"sqlite:///{tmp}"
+        try:
+            store = SqlAlchemyStore(uri, self.artifact_root)
+            store.engine.dispose()
+            failpoints.hit("schema.create")
+            os.replace(tmp, db)
+        except BaseException as exc:
+            for p in (tmp, tmp.with_name(tmp.name + "-journal")):
+                p.unlink(missing_ok=True)
+            known = translate(exc, str(db.parent)) if isinstance(exc, Exception) else None
+            if known is not None:
+                raise known from None
+            raise
+        finally:
+            SqlAlchemyStore._engine_map.pop(uri, None)
 
     @property
     def artifact_root(self) -> str:
@@ -106,11 +187,12 @@ class Store:
 
     # ------------------------------------------------------------------ registration
     def registrations(self, hyp_id: str) -> list[Registration]:
-        """Every registered version of ``hyp_id``, oldest first."""
-        exp = self.experiment_id(hyp_id, create=False)
-        if exp is None:
-            return []
-        runs = self._search(exp, f"tags.`{T}kind` = 'registration'")
+        """Every registered version of ``hyp_id``, oldest first.
+
+        Only complete records count: a registration is marked FINISHED after everything it
+        holds is written, so one cut short (RUNNING) is treated as absent and redone.
+        """
+        runs = [r for r in self._registration_runs(hyp_id) if r.info.status == "FINISHED"]
         regs = [
             Registration(
                 r.info.run_id,
@@ -123,6 +205,21 @@ class Store:
             for r in runs
         ]
         return sorted(regs, key=lambda g: g.number)
+
+    def _registration_runs(self, hyp_id: str) -> list:
+        exp = self.experiment_id(hyp_id, create=False)
+        return [] if exp is None else self._search(exp, f"tags.`{T}kind` = 'registration'")
+
+    def discard_incomplete_registrations(self, hyp_id: str) -> int:
+        """Delete registration records cut short (the caller holds the registration lock, so
+        no live process is writing them). Returns how many."""
+        n = 0
+        for r in self._registration_runs(hyp_id):
+            if r.info.status != "FINISHED":
+                self.client.set_terminated(r.info.run_id, "KILLED")
+                self.client.delete_run(r.info.run_id)
+                n += 1
+        return n
 
     def register(self, hyp_id: str, declaration: dict, version: str, source: str, provenance: dict) -> Registration:
         """Write the pre-registration record of a new version (the caller checked it is new)."""
@@ -141,10 +238,13 @@ class Store:
         }
         run = self.client.create_run(exp, run_name=f"{hyp_id} v{number} ({version})", tags=tags)
         rid = run.info.run_id
+        failpoints.hit("register.after_create")
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / f"{hyp_id}.py").write_text(source)
             (Path(tmp) / "declaration.json").write_text(json.dumps(declaration, indent=2, sort_keys=True))
             self.client.log_artifacts(rid, tmp, "registration")
+        failpoints.hit("register.before_terminate")
+        # Last: FINISHED is the mark of a complete record (see registrations()).
         self.client.set_terminated(rid, "FINISHED")
         return Registration(rid, version, number, now, declaration, tags)
 
@@ -218,6 +318,7 @@ class Store:
         metrics.append(Metric("seconds", float(result.seconds), ts, 0))
         for i in range(0, len(metrics), 900):
             self.client.log_batch(run_id, metrics=metrics[i : i + 900])
+        failpoints.hit("cell.logging")
         tags = [RunTag(f"{T}outcome", "finished" if result.status == "FINISHED" else "diverged")]
         if result.error:
             tags.append(RunTag(f"{T}error", result.error))
@@ -233,6 +334,7 @@ class Store:
         self.client.set_terminated(run_id, "KILLED")
 
     def log_artifacts(self, run_id: str, directory: Path, artifact_path: str) -> None:
+        failpoints.hit("report.log")
         self.client.log_artifacts(run_id, str(directory), artifact_path)
 
     def set_tag(self, run_id: str, key: str, value: str) -> None:
@@ -252,6 +354,105 @@ class Store:
             token = page.token
             if not token:
                 return out
+
+
+@contextlib.contextmanager
+def _flock(path: Path):
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
+
+
+def _inspect_sqlite(db: Path, given: str) -> str:
+    """'absent', 'empty' (0 bytes), 'ok', or 'half: why' (schema not complete). A file that is
+    not an sqlite database, or is malformed, is refused here, before MLflow retries on it."""
+    if not db.exists():
+        return "absent"
+    if not db.is_file():
+        raise StoreError(f"{given}: {db} is not a file\n  hint: point --store at the store directory")
+    try:
+        with open(db, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise StoreError(f"{given}: cannot read {db}: {exc.strerror}\n  hint: check its permissions") from None
+    if not head:
+        return "empty"
+    if head != SQLITE_MAGIC:
+        raise StoreError(
+            f"{given}: {db} is not an SQLite database (it begins with {head[:8]!r})\n"
+            "  hint: --store takes a store directory (holding mlflow.db), a .db file, or a server URI; "
+            "restore the file from a backup if it was the store"
+        )
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    try:
+        con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            tables = {r[0] for r in con.execute("select name from sqlite_master where type = 'table'")}
+            revs = [r[0] for r in con.execute("select version_num from alembic_version")] if "alembic_version" in tables else []
+            runs = con.execute("select count(*) from runs").fetchone()[0] if "runs" in tables else 0
+            exps = con.execute("select count(*) from experiments").fetchone()[0] if "experiments" in tables else 0
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(
+            f"{given}: {db} is a malformed SQLite database ({exc})\n"
+            "  hint: restore it from a backup, or point --store at another directory to start a new store"
+        ) from None
+    head_rev = _get_latest_schema_revision()
+    leftovers = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
+    missing = sorted({"experiments", "runs", "tags", "params", "metrics"} - tables)
+    if not leftovers and not missing and revs == [head_rev]:
+        return "ok"
+    why = (f"leftover migration tables {leftovers}" if leftovers else f"missing tables {missing}" if missing
+           else f"schema version {revs or 'none'}, this MLflow expects {head_rev}")
+    if runs or exps > 1:
+        hint = ("back it up, then `mlflow db upgrade sqlite:///" + str(db) + "`" if not leftovers and not missing
+                else "restore it from a backup; it holds runs, so the harness will not recreate it")
+        raise StoreError(f"{given}: {db} holds {runs} runs but its schema is incomplete ({why})\n  hint: {hint}")
+    return f"half: {why}"
+
+
+def _refuse_if_lost(db: Path, given: str, state: str) -> None:
+    """A missing or empty mlflow.db beside a store's artifacts, claims or reports is a lost
+    database, not a new store: refuse, naming what looks lost."""
+    if state not in ("absent", "empty"):
+        return
+    if state == "absent" and any(p.suffix == ".db" for p in db.parent.glob("*.db")):
+        return  # a second database in the same folder: what is beside may be its own
+    found = []
+    for sub in ("artifacts", "claims", "reports"):
+        d = db.parent / sub
+        if d.is_dir():
+            names = sorted(p.name for p in d.iterdir())
+            if names:
+                found.append(f"{d}/ ({len(names)} entries: {', '.join(names[:5])}{', ...' if len(names) > 5 else ''})")
+    if found:
+        what = "is empty (0 bytes)" if state == "empty" else "is missing"
+        raise StoreError(
+            f"{given}: {db} {what}, but the store it belonged to is still beside it: "
+            + "; ".join(found) + "\n"
+            "  hint: the database looks lost: restore mlflow.db from a backup; to start a new store "
+            "instead, point --store at a new directory (or move those folders away)"
+        )
+
+
+def _probe(uri: str) -> None:
+    """Fail in seconds, not minutes of MLflow's retries, when the tracking server is unreachable."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(uri)
+    host, port = u.hostname or "localhost", u.port or (443 if u.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=PROBE_SECONDS).close()
+    except OSError as exc:
+        raise StoreError(
+            f"--store {uri}: cannot reach the tracking server at {host}:{port} ({exc.strerror or exc})\n"
+            f"  hint: start it (e.g. `mlflow server --host {host} --port {port}`) or fix the URI"
+        ) from None
 
 
 def cell_key(version: str, level: str, stratum: str, seed: int) -> str:
