@@ -6,9 +6,10 @@ from file:// anywhere. All user text goes through Jinja2's autoescaping.
 
 from __future__ import annotations
 
+import ast
 import base64
+import hashlib
 import importlib.metadata
-import io
 import math
 import shlex
 import tempfile
@@ -20,7 +21,11 @@ import numpy as np
 import pandas as pd
 
 from analysis.decide import decide
+from analysis.figures import drawing, forest_plot, history_plot, paired_plot, render
 from analysis.load import load
+from analysis.outputs import Raw, latex_table, md_finalize, write_atomic
+from analysis.secondary import secondary_table, warnings_for
+from harness.catalog import SAMPLE_METRIC_DIRECTIONS, metric_unit
 
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "statsmodels", "mlflow", "optuna", "harness")
 
@@ -35,16 +40,15 @@ class ReportResult:
 
 
 def write_report(hypothesis_id: str, store=None, version: str | None = None, seed: int | None = None) -> ReportResult:
-    """Analyse one study version and write ``<store root>/reports/<id>/{index.html,report.md}``.
+    """Analyse one study version and write ``<store root>/reports/<id>/``: ``index.html`` (one
+    self-contained file), ``report.md``, ``table.csv`` / ``table.tex`` (the comparisons),
+    ``secondary.csv`` and the figures as SVG. Every file is written whole or not at all.
 
     Example::
 
         res = write_report("iaf_tightens_bound")
         print(res.verdict_line, res.html)
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     from harness.hypothesis import Prediction
@@ -73,19 +77,36 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
     verdict = decide(frame[["variant", "stratum", "seed", "value"]], prediction, control=control, seed=seed)
     complete = done >= planned
 
-    units = _units(prediction.metric)
-    headline = _verdict_sentence(verdict, prediction, control, levels, units, complete, done, planned)
+    units = metric_unit(prediction.metric)
+    named = [f"{factor} = {lv}" for lv in levels]  # "beta = 4.0", not a bare "4.0"
+    headline = _verdict_sentence(verdict, prediction, named[0], named, units, complete, done, planned)
     runs = st.cell_runs(hypothesis_id, reg.version)
     ended = [r for r in runs if r.info.status in ("FINISHED", "FAILED") and r.info.end_time]
     wall = (max(r.info.end_time for r in ended) - min(r.info.start_time for r in ended)) / 1000 if ended else 0.0
     compute = float(np.nansum(frame.get("seconds", pd.Series(dtype=float)).to_numpy()))
+    by_id = {r.info.run_id: r for r in runs}
+    used = [by_id[rid] for rid in frame["run_id"] if rid in by_id]
+    tags = used[0].data.tags if used else {}
+    higher = {m for r in used for m in r.data.tags.get("harness.higher_is_better", "").split(",") if m}
+    higher |= {m for m, d in SAMPLE_METRIC_DIRECTIONS.items() if d == "higher"}
+    sampling = {r.data.tags.get("harness.can_sample") for r in used} - {None}
+    can_sample = None if not sampling else "True" in sampling
+    metric_names = sorted({k for r in used for k in r.data.metrics if not k.startswith("train/") and k != "seconds"},
+                          key=lambda m: (m != prediction.metric, m))
+    secondary = secondary_table(frame, metric_names, levels, higher, prediction.alpha,
+                                np.random.default_rng([seed, 1]))
+    errors = {r.info.run_id: r.data.tags.get("harness.error", "diverged") for r in used}
+    warnings = warnings_for(frame, verdict, secondary, errors, can_sample, factor)
+    notes = [n for n in verdict.notes if "cannot reach significance" not in n]
 
-    figures = {
-        "forest": _forest_plot(verdict, prediction, units),
-        "paired": _paired_plot(frame, control, levels, prediction, units),
-        "histories": _history_plot(st, frame, levels),
-    }
+    with drawing():
+        figures = {
+            "forest": forest_plot(verdict, prediction, units),
+            "paired": paired_plot(frame, levels, prediction, units),
+            "histories": history_plot(_histories(st, frame, used, factor, levels)),
+        }
     samples = _sample_grids(st, frame, levels)
+    real = _real_images(decl["dataset"]) if samples else None
     regs = st.registrations(hypothesis_id)
     from harness.hypothesis import diff_declarations
 
@@ -94,11 +115,15 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
         changes = diff_declarations(regs[i - 1].declaration, r.declaration) if i else []
         versions.append({"number": r.number, "version": r.version, "at": r.registered_at, "changes": changes,
                          "current": r.version == reg.version})
-    tags = ended[0].data.tags if ended else {}
+    source = _registered_source(st, reg, hypothesis_id)
+    sha = hashlib.sha256(source.encode()).hexdigest() if source is not None else None
+    file_git = reg.tags.get("harness.hypothesis_git", "unknown")
     provenance = {
         "store": st.uri,
+        "parent run": reg.run_id,
         "git commit": reg.tags.get("harness.git_commit", "unknown"),
         "git dirty": reg.tags.get("harness.git_dirty", "unknown"),
+        "hypothesis file": f"{file_git}; sha256 {reg.tags.get('harness.hypothesis_sha256', sha or 'unknown')}",
         "device": ", ".join(sorted(set(frame["device"]))) if "device" in frame else "",
         "python": tags.get("harness.python_version", ""),
         "host": tags.get("harness.host", ""),
@@ -108,21 +133,26 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
     stem, smoke_flag = hypothesis_id, ""
     if hypothesis_id.endswith("@smoke"):
         stem, smoke_flag = hypothesis_id[: -len("@smoke")], " --smoke"
+    # `git checkout` restores the harness code; the hypothesis file itself comes from the
+    # registration record (the exact registered text, whatever git knows of it).
     reproduce = [
         f"git checkout {provenance['git commit']}",
+        f"harness source {hypothesis_id} --version {reg.version}{store_arg} --output hypotheses/{stem}.py",
         f"harness run hypotheses/{stem}.py{smoke_flag}{store_arg}",
         f"harness report {stem}{smoke_flag}{store_arg} --version {reg.version} --seed {seed}",
     ]
     comparisons = verdict.comparisons.to_dict("records")
-    failures = _failures(frame, levels)
+    failures = _failures(_in_level_order(frame, levels), levels)
+    ui = _ui_links(st, used, reg)
     from analysis import tuning as tuning_report
 
+    # analysis.tuning escapes "$" itself, so its figure is drawn with mathtext on
     tuning_ctx = tuning_report.section(st, hypothesis_id, reg, levels, _png)
     ctx = {
         "id": hypothesis_id,
         "decl": decl,
         "reg": reg,
-        "prediction_sentence": prediction.sentence(control, ", ".join(levels[1:])),
+        "prediction_sentence": prediction.sentence(named[0], ", ".join(named[1:])),
         "prediction": prediction,
         "factor": factor,
         "levels": levels,
@@ -131,8 +161,19 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
         "headline": headline,
         "comparisons": comparisons,
         "iqm": _records(getattr(verdict, "iqm", None)),
+        "secondary": secondary,
+        "warnings": warnings,
+        "notes": notes,
+        "declaration": _declaration_rows(decl, factor, levels),
+        "docstring": _docstring(source),
+        "source": source,
+        "source_sha": sha,
+        "runs": ui["runs"],
+        "ui": ui,
         "figures": figures,
         "samples": samples,
+        "real": real,
+        "can_sample": can_sample,
         "failures": failures,
         "versions": versions,
         "provenance": provenance,
@@ -145,6 +186,7 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
         "compute": compute,
         "smoke": decl.get("smoke", False),
         "units": units,
+        "unit_of": metric_unit,
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "fmt": _fmt,
         "tuning": tuning_ctx,
@@ -156,18 +198,96 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
         lstrip_blocks=True,
     )
     env.filters["fmt"] = _fmt
+    # Markdown renders raw HTML, so user text (a claim, a level name) is escaped there too;
+    # `| raw` marks the few fenced code blocks, where an entity would show literally.
+    md_env = Environment(loader=env.loader, autoescape=False, trim_blocks=True, lstrip_blocks=True,
+                         finalize=md_finalize)
+    md_env.filters.update(fmt=_fmt, raw=Raw)
+    files = {
+        "index.html": env.get_template("report.html.j2").render(**ctx),
+        "report.md": md_env.get_template("report.md.j2").render(**ctx),
+        "table.csv": verdict.comparisons.to_csv(index=False),
+        "table.tex": latex_table(verdict.comparisons, prediction, units, _fmt),
+        "secondary.csv": pd.DataFrame(secondary).to_csv(index=False),
+        **{f"{name}.svg": fig.svg for name, fig in figures.items() if fig is not None},
+    }
     out_dir = st.root / "reports" / hypothesis_id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    html_path, md_path = out_dir / "index.html", out_dir / "report.md"
-    html_path.write_text(env.get_template("report.html.j2").render(**ctx))
-    md_env = Environment(loader=env.loader, autoescape=False, trim_blocks=True, lstrip_blocks=True)
-    md_env.filters["fmt"] = _fmt
-    md_path.write_text(md_env.get_template("report.md.j2").render(**ctx))
+    for name, content in files.items():  # rendered first, in memory: nothing half-written on error
+        write_atomic(out_dir / name, content)
     st.log_artifacts(reg.run_id, out_dir, "report")
     st.set_tag(reg.run_id, "verdict", verdict.outcome if complete else f"{verdict.outcome} (interim)")
+    st.log_metrics(reg.run_id, _verdict_metrics(verdict))
     _write_index(st, env)
     line = f"{hypothesis_id} v{reg.number}: {headline}"
-    return ReportResult(html_path, md_path, verdict, line, _terminal_table(verdict, units))
+    return ReportResult(out_dir / "index.html", out_dir / "report.md", verdict, line, _terminal_table(verdict, units))
+
+
+def _verdict_metrics(v) -> dict[str, float]:
+    """The headline numbers as metrics of the parent run, so studies sort in MLflow's UI."""
+    c = v.comparisons
+    head = c
+    for k, val in (v.headline or {}).items():
+        if k in c.columns:
+            head = head[head[k] == val]
+    power = float(head["power"].iloc[0]) if len(head) else math.nan
+    values = {"effect": v.effect, "ci_low": v.ci[0], "ci_high": v.ci[1], "p_value": v.p_value, "power": power}
+    return {k: float(x) for k, x in values.items() if x is not None and math.isfinite(float(x))}
+
+
+# ---------------------------------------------------------------------- what was trained
+def _declaration_rows(decl: dict, factor: str, levels: list[str]) -> list[dict]:
+    """The declaration as (section, setting, value) rows: levels named, ``beta = 4.0``."""
+    rows = [{"section": "model", "setting": "model", "value": decl["model"]},
+            {"section": "model", "setting": "dataset", "value": decl["dataset"]}]
+    rows += [{"section": "fixed", "setting": k, "value": f"{k} = {_py(v)}"} for k, v in decl["fixed"].items()]
+    for i, lv in enumerate(levels):
+        rows.append({"section": "ablated factor", "setting": "control" if i == 0 else f"treatment {i}",
+                     "value": f"{factor} = {lv}"})
+    for k, vs in decl["strata"].items():
+        rows.append({"section": "strata", "setting": k, "value": ", ".join(f"{k} = {_py(v)}" for v in vs)})
+    rows.append({"section": "seeds", "setting": "seeds per variant", "value": str(decl["seeds"])})
+    rows += [{"section": "training", "setting": k, "value": f"{k}={_py(v)}"} for k, v in decl["training"].items()]
+    rows += [{"section": "prediction", "setting": k, "value": f"{k}={_py(v)}"} for k, v in decl["prediction"].items()]
+    return rows
+
+
+def _py(v) -> str:
+    """A declared value as the hypothesis file writes it: 4.0, None, "fp32"."""
+    return repr(v)
+
+
+def _registered_source(st, reg, hypothesis_id: str) -> str | None:
+    """The hypothesis file exactly as registered (an artifact of the parent run)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            p = st.download(reg.run_id, f"registration/{hypothesis_id}.py", Path(tmp))
+        except Exception:  # noqa: BLE001  (a registration without the file: say unknown)
+            return None
+        return Path(p).read_text() if Path(p).is_file() else None
+
+
+def _docstring(source: str | None) -> list[str]:
+    if not source:
+        return []
+    try:
+        doc = ast.get_docstring(ast.parse(source)) or ""
+    except SyntaxError:
+        return []
+    return [" ".join(p.split()) for p in doc.split("\n\n") if p.strip()]
+
+
+def _ui_links(st, used: list, reg) -> dict:
+    """Each run's id and its page in `harness ui` (MLflow's UI on 127.0.0.1:5000)."""
+    base = "http://127.0.0.1:5000/#/experiments"
+    exp = used[0].info.experiment_id if used else ""
+    rows = []
+    for r in sorted(used, key=lambda r: (r.data.tags["harness.stratum"], r.data.tags["harness.variant"],
+                                         int(r.data.tags["harness.seed"]))):
+        rows.append({"variant": r.data.tags["harness.variant"], "stratum": r.data.tags["harness.stratum"],
+                     "seed": int(r.data.tags["harness.seed"]), "status": r.info.status, "run_id": r.info.run_id,
+                     "url": f"{base}/{r.info.experiment_id}/runs/{r.info.run_id}"})
+    return {"runs": rows, "experiment": f"{base}/{exp}" if exp else "", "parent": f"{base}/{exp}/runs/{reg.run_id}",
+            "command": f"harness ui --store {shlex.quote(st.uri)}"}
 
 
 # ---------------------------------------------------------------------- words
@@ -188,14 +308,6 @@ def _verdict_sentence(v, prediction, control, levels, units, complete, done, pla
     if not complete:
         s += f" INTERIM: {done} of {planned} planned runs have ended."
     return s
-
-
-def _units(metric: str) -> str:
-    if metric.endswith("_bpd") or metric == "bpd":
-        return " bits/dim"
-    if "nll" in metric or "elbo" in metric or metric in ("rate", "distortion"):
-        return " nats"
-    return ""
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -252,109 +364,70 @@ def _failures(frame: pd.DataFrame, levels: list[str]) -> list[dict]:
     return out
 
 
-# ---------------------------------------------------------------------- figures
-def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+# ---------------------------------------------------------------------- figures and samples
+GRID_SEEDS = 3  # sample grids shown per variant: one seed can be a lucky or an unlucky draw
+REAL_IMAGES = 16  # real test images in the comparison row
 
 
-def _forest_plot(v, prediction, units) -> str:
-    import matplotlib.pyplot as plt
-
-    c = v.comparisons
-    labels = [f"{r.treatment} vs {r.control}" + (f" | {r.stratum}" if r.stratum else "") for r in c.itertuples()]
-    fig, ax = plt.subplots(figsize=(6.5, 0.6 * len(c) + 1.4))
-    y = np.arange(len(c))[::-1]
-    ax.axvspan(-prediction.effect, prediction.effect, color="0.9", label="|effect| < smallest effect of interest")
-    ax.axvline(0, color="0.5", lw=0.8)
-    ax.axvline(prediction.effect, color="tab:green", ls="--", lw=0.8, label="smallest effect of interest")
-    # An interval can be unbounded (too few pairs for the test to reject anything): draw it to
-    # the plot's edge and say so in the label.
-    finite = np.concatenate([c["effect"], c["ci_low"], c["ci_high"], [prediction.effect, -prediction.effect, 0]])
-    finite = finite[np.isfinite(finite)]
-    span = (finite.max() - finite.min()) or 1.0
-    lo_edge, hi_edge = finite.min() - 0.3 * span, finite.max() + 0.3 * span
-    lo = np.clip(c["ci_low"].to_numpy(float), lo_edge, None)
-    hi = np.clip(c["ci_high"].to_numpy(float), None, hi_edge)
-    ax.errorbar(c["effect"], y, xerr=[c["effect"] - lo, hi - c["effect"]], fmt="o", color="k", capsize=3)
-    ax.set_xlim(lo_edge, hi_edge)
-    labels = [lab + (" (interval unbounded)" if not (np.isfinite(a) and np.isfinite(b)) else "")
-              for lab, a, b in zip(labels, c["ci_low"], c["ci_high"])]
-    ax.set_yticks(y, labels)
-    ax.set_xlabel(f"improvement in {prediction.metric}{units} (positive = as predicted)")
-    ax.legend(loc="lower right", fontsize=7, frameon=False)
-    return _png(fig)
+def _in_level_order(frame: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
+    """Rows in the declared order (control first), not string order ("16" before "8")."""
+    rank = {lv: i for i, lv in enumerate(levels)}
+    return frame.assign(_rank=frame["variant"].map(rank)).sort_values(["stratum", "_rank", "seed"]).drop(columns="_rank")
 
 
-def _paired_plot(frame, control, levels, prediction, units) -> str:
-    import matplotlib.pyplot as plt
-
-    strata = list(dict.fromkeys(frame["stratum"]))
-    fig, axes = plt.subplots(1, len(strata), figsize=(3.2 * len(strata) + 1, 3.4), squeeze=False)
-    for ax, s in zip(axes[0], strata):
-        g = frame[frame["stratum"] == s].pivot_table(index="seed", columns="variant", values="value", dropna=False)
-        cols = [lv for lv in levels if lv in g.columns]
-        for _, row in g[cols].iterrows():
-            ax.plot(range(len(cols)), row.to_numpy(), "-o", color="tab:blue", alpha=0.5, ms=3)
-        ax.set_xticks(range(len(cols)), cols, rotation=20)
-        ax.set_title(s or "per seed", fontsize=9)
-        ax.set_ylabel(f"{prediction.metric}{units} ({prediction.direction} is better)")
-    fig.tight_layout()
-    return _png(fig)
-
-
-def _history_plot(st, frame, levels) -> str | None:
-    import matplotlib.pyplot as plt
-
-    key = "train/neg_elbo"
-    curves: dict[str, list] = {}
-    for r in frame.itertuples():
-        h = st.metric_history(r.run_id, key)
-        if not h:
-            h = st.metric_history(r.run_id, "train/loss")
-        if h:
-            curves.setdefault(r.variant if not r.stratum else f"{r.variant} | {r.stratum}", []).append(h)
-    if not curves:
-        return None
-    fig, ax = plt.subplots(figsize=(6.5, 3.4))
-    for name, hs in curves.items():
-        n = min(len(h) for h in hs)
-        steps = np.array([s for s, _ in sorted(hs[0])[:n]])
-        vals = np.array([[v for _, v in sorted(h)[:n]] for h in hs])
-        lo, med, hi = np.nanpercentile(vals, [10, 50, 90], axis=0)
-        ax.plot(steps, med, label=f"{name} (median of {len(hs)} seeds)")
-        ax.fill_between(steps, lo, hi, alpha=0.25)
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss (band: 10-90% of seeds)")
-    lo_all = np.nanpercentile(np.concatenate([np.ravel([v for _, v in h]) for hs in curves.values() for h in hs]), 2)
-    hi_all = np.nanpercentile(np.concatenate([np.ravel([v for _, v in h]) for hs in curves.values() for h in hs]), 90)
-    if np.isfinite(lo_all) and np.isfinite(hi_all) and hi_all > lo_all:
-        ax.set_ylim(lo_all - 0.05 * (hi_all - lo_all), hi_all)
-    ax.legend(fontsize=7, frameon=False)
-    return _png(fig)
+def _histories(st, frame: pd.DataFrame, used: list, factor: str, levels: list[str]) -> dict[str, dict[str, list]]:
+    """``{term: {variant: [history of each seed]}}`` for every logged training term."""
+    terms = sorted({k for r in used for k in r.data.metrics if k.startswith("train/")})
+    out: dict[str, dict[str, list]] = {t[len("train/"):]: {} for t in terms}
+    for r in _in_level_order(frame, levels).itertuples():
+        name = f"{factor} = {r.variant}" + (f" | {r.stratum}" if r.stratum else "")
+        for t in terms:
+            out[t[len("train/"):]].setdefault(name, []).append(st.metric_history(r.run_id, t))
+    return out
 
 
 def _sample_grids(st, frame, levels) -> list[dict]:
+    """Per (stratum, variant) row: the grids of its first GRID_SEEDS finished seeds."""
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        for (stratum, variant), g in frame.sort_values("seed").groupby(["stratum", "variant"], sort=False):
-            ok = g[g["status"] == "FINISHED"]
-            if ok.empty:
-                continue
-            r = ok.iloc[0]
-            try:
-                p = st.download(r["run_id"], "samples/samples.png", Path(tmp) / r["run_id"])
-            except Exception:  # noqa: BLE001  (no samples logged for this model)
-                continue
-            if Path(p).is_dir():
-                p = Path(p) / "samples.png"
-            uri = "data:image/png;base64," + base64.b64encode(Path(p).read_bytes()).decode()
-            out.append({"variant": variant, "stratum": stratum, "seed": int(r["seed"]), "uri": uri})
+        for (stratum, variant), g in _in_level_order(frame, levels).groupby(["stratum", "variant"], sort=False):
+            grids = []
+            for r in g[g["status"] == "FINISHED"].head(GRID_SEEDS).itertuples():
+                try:
+                    p = st.download(r.run_id, "samples/samples.png", Path(tmp) / r.run_id)
+                except Exception:  # noqa: BLE001  (no samples logged for this run)
+                    continue
+                if Path(p).is_dir():
+                    p = Path(p) / "samples.png"
+                grids.append({"seed": int(r.seed), "uri": _data_uri(Path(p).read_bytes())})
+            if grids:
+                out.append({"variant": variant, "stratum": stratum, "grids": grids})
     return out
+
+
+def _real_images(dataset: str) -> dict | None:
+    """One row of real test images drawn the same way as the samples, for comparison."""
+    from harness import data
+    from harness.errors import HarnessError
+    from harness.images import grid_png
+
+    try:
+        ds = data.load(dataset)
+    except (HarnessError, OSError, ImportError) as exc:
+        return {"uri": None, "note": str(exc).splitlines()[0]}
+    if len(ds.shape) < 2:
+        return None
+    x = ds.test[:REAL_IMAGES].cpu().numpy()
+    return {"uri": _data_uri(grid_png(x, ds.shape, cols=len(x))), "note": f"the first {len(x)} test images"}
+
+
+def _png(fig) -> str:
+    """A figure as an embedded PNG (the hook analysis.tuning draws through)."""
+    return render(fig).uri
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 # ---------------------------------------------------------------------- index + terminal
@@ -376,22 +449,25 @@ def _write_index(st, env) -> Path:
             if reg.version == row["version"]:
                 row["verdict"] = reg.tags.get("harness.verdict", "not reported")
     path = st.root / "reports" / "index.html"
-    path.write_text(env.get_template("index.html.j2").render(rows=rows, store=st.uri))
+    write_atomic(path, env.get_template("index.html.j2").render(rows=rows, store=st.uri))
     return path
 
 
 def _terminal_table(v, units):
     from rich.table import Table
+    from rich.text import Text
 
-    t = Table(title=f"verdict: {v.outcome} (family of {getattr(v, 'family_size', len(v.comparisons))})")
+    # Text cells, never markup: a level called "x[/]y" is a name, not a closing tag.
+    t = Table(title=Text(f"verdict: {v.outcome} (family of {getattr(v, 'family_size', len(v.comparisons))})"))
     for c in ("stratum", "treatment vs control", "pairs", "effect", "CI", "p adj", "P(better)", "outcome"):
         t.add_column(c)
     for r in v.comparisons.itertuples():
-        t.add_row(
+        cells = (
             r.stratum or "-", f"{r.treatment} vs {r.control}", str(r.n_pairs), f"{_fmt(r.effect)}{units}",
             f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]", _fmt(r.p_adjusted), _fmt(r.prob_better), r.outcome,
         )
+        t.add_row(*(Text(str(x)) for x in cells))
     return t
 
 
-__all__ = ["ReportResult", "write_report"]
+__all__ = ["ReportResult", "write_atomic", "write_report"]

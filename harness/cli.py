@@ -1,6 +1,7 @@
-"""The `harness` command line: new, check, register, run, list, report, ui.
+"""The `harness` command line: new, check, register, run, list, report, source, ui, catalog.
 
-User errors (HarnessError) print their message, with no traceback, and exit 2.
+User errors (HarnessError) print their message, with no traceback, and exit 2. Output to a pipe
+or a file is not squeezed to 80 columns: lines are as long as their content.
 """
 
 from __future__ import annotations
@@ -8,12 +9,14 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from harness.errors import HarnessError, translate
 
@@ -22,10 +25,47 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Pre-registered, multi-seed ablation studies of deep generative models.",
 )
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    # Not a terminal (a pipe, a file, CI): rich would assume 80 columns and cut table cells
+    # ("iaf_tightens…"); use $COLUMNS if set, else no practical limit.
+    c = Console(stderr=stderr, soft_wrap=True)
+    if not c.is_terminal:
+        c = Console(stderr=stderr, soft_wrap=True, width=int(os.environ.get("COLUMNS") or 0) or 10_000)
+    return c
+
+
+out = _console()
+err = _console(stderr=True)
 
 StoreOpt = typer.Option(None, "--store", help="Tracking store URI (default sqlite:///runs/mlflow.db; env HARNESS_STORE).")
+DataDirOpt = typer.Option(
+    None, "--data-dir",
+    help="Directory with local datasets (MNIST, Fashion-MNIST, CIFAR-10); default $HARNESS_DATA_DIR.",
+)
+
+
+def _use_data_dir(data_dir: str | None) -> None:
+    """--data-dir sets $HARNESS_DATA_DIR for this process and the workers it spawns."""
+    from harness.data import DATA_DIR_ENV
+
+    if data_dir is None:
+        return
+    if not Path(data_dir).expanduser().is_dir():
+        raise HarnessError(f"--data-dir {data_dir}: no such directory\n  hint: the directory that holds mnist/, "
+                           "fashion_mnist/ or cifar10/ (see `harness catalog datasets`)")
+    os.environ[DATA_DIR_ENV] = str(Path(data_dir).expanduser().resolve())
+
+
+def _check_data(col) -> None:
+    """Load the dataset now: a missing local directory fails `check`, and `run` before it registers."""
+    from harness import data
+
+    try:
+        data.load(col.hypothesis.dataset)
+    except HarnessError as exc:
+        raise HarnessError(f"{col.path}: dataset {col.hypothesis.dataset!r} cannot be loaded:\n  {exc}") from None
 
 
 def _user_errors(fn):
@@ -55,6 +95,8 @@ hash: change it later and it becomes a new version whose results never mix with 
 
 from harness import Hypothesis, Prediction, Training
 
+# `harness catalog` lists every model (its Config fields, defaults and what each means), every
+# dataset (shape, splits) and every metric (which way is better, its unit).
 hypothesis = Hypothesis(
     # One sentence, shown at the top of the report.
     claim="A full-covariance (linear IAF) posterior tightens the VAE's bound over a diagonal one.",
@@ -99,21 +141,34 @@ def new(name: str = typer.Argument(..., help="Hypothesis ID: writes hypotheses/N
 
 @app.command()
 @_user_errors
-def check(target: str = typer.Argument(..., help="Hypothesis file or ID."), store: str | None = StoreOpt):
-    """Validate a hypothesis file and print its plan. Writes nothing."""
+def check(
+    target: str = typer.Argument(..., help="Hypothesis file or ID."),
+    store: str | None = StoreOpt,
+    data_dir: str | None = DataDirOpt,
+):
+    """Validate a hypothesis file (and that its dataset loads) and print its plan. Writes nothing."""
     from harness.collect import collect
+    from harness.models.base import can_sample
+    from harness.registry import MODELS
     from harness.tracking import resolve_uri
 
+    _use_data_dir(data_dir)
     col = collect(target)
     h = col.hypothesis
-    out.print(f"[bold]{col.id}[/]  version {h.version}  ({col.path})")
+    _check_data(col)
+    models = list(dict.fromkeys(v.model for v in h.variants))
+    out.print(Text.assemble((col.id, "bold"), f"  version {h.version}  ({col.path})"))
     out.print(f"claim: {h.claim}", highlight=False, markup=False)
     out.print(f"prediction: {h.prediction.sentence(h.control, ', '.join(h.levels[1:]))}", markup=False)
-    out.print(f"model {h.model} on {h.dataset}; ablated factor {h.factor!r}: control {h.control!r}, "
+    out.print(f"model {', '.join(models)} on {h.dataset}; ablated factor {h.factor!r}: control {h.control!r}, "
               f"treatments {h.levels[1:]}", markup=False)
     out.print(f"strata: {h.strata_ids if h.strata else 'none'}", markup=False)
     out.print(f"seeds: {h.seeds} per variant; variants: {len(h.variants)}; runs: {h.n_runs}", markup=False)
     out.print(f"training: {h.training}", markup=False)
+    for m in models:
+        if not can_sample(MODELS[m]):
+            out.print(f"sampling: model {m!r} defines no sample(): no sample grid and no sample-quality metrics "
+                      "(the report says so)", markup=False)
     if h.tuning is not None:
         t = h.tuning
         space = ", ".join(f"{k} ~ {v}" for k, v in sorted(t.space.items()))
@@ -169,21 +224,13 @@ def run(
     store: str | None = StoreOpt,
     new_version: bool = typer.Option(False, "--new-version", help="Register a changed declaration as a new version."),
     smoke: bool = typer.Option(False, "--smoke", help="A labelled smoke run (2 seeds, tiny budget) into ID@smoke."),
+    data_dir: str | None = DataDirOpt,
     optuna_storage: str | None = typer.Option(
         None, "--optuna-storage",
         help="Optuna storage for tuning: a database URL (RDB) or a journal file (default <store root>/optuna.journal).",
     ),
 ):
     """Register if needed, then tune (if declared) and train every (variant, seed) not yet finished."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from harness.collect import collect
     from harness.engine import pick_device
     from harness.study import check_seeds, run_study
@@ -194,40 +241,22 @@ def run(
         raise HarnessError(f"--block-size {block_size}: expected a positive integer")
     if workers < 1:
         raise HarnessError(f"--workers {workers}: expected a positive integer")
+    _use_data_dir(data_dir)
     col = collect(target, smoke=smoke)
     check_seeds(col, seeds)
     dev = pick_device(device)
+    _check_data(col)  # before registering: a study whose data is missing is not registered
     st = Store(store)
     reg, created = do_register(col, st, new_version=new_version)
     word = "registered" if created else "resuming"
     out.print(f"{word} {col.id} v{reg.number} ({reg.version}) on {dev}; store {st.uri}", markup=False)
     if col.hypothesis.smoke:
         out.print("[yellow]smoke mode: tiny budget, not evidence[/]")
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=out,
-        disable=not out.is_terminal and os.environ.get("HARNESS_PROGRESS") != "1",
-    ) as bar:
-        task = bar.add_task("runs", total=None)
-
-        import time
-
-        t0, last, start = time.perf_counter(), [-1], [None]
-
-        def on_progress(done: float, total: int) -> None:
-            bar.update(task, completed=int(done), total=total)
-            if start[0] is None:
-                start[0] = done  # runs already ended before this invocation
-            if bar.disable and int(done) != last[0]:  # logs, CI: one plain line per change
-                last[0] = int(done)
-                el = time.perf_counter() - t0
-                rate = (done - start[0]) / el if el > 0 else 0.0
-                eta = f"{(total - done) / rate:.0f} s" if rate > 0 else "?"
-                out.print(f"runs {int(done)}/{total} ended; elapsed {el:.0f} s; eta {eta}", markup=False)
-
+    with _RunProgress(out) as progress:
         summary = run_study(
             col, st, reg, n_seeds=seeds, device=str(dev), workers=workers,
-            block_size=block_size, on_progress=on_progress, optuna_storage=optuna_storage,
+            block_size=block_size, on_progress=progress.ended, on_training=progress.training,
+            optuna_storage=optuna_storage,
         )
     for m in summary.messages:
         out.print(f"[yellow]{m}[/]")
@@ -243,6 +272,68 @@ def run(
     stem = col.path.stem
     out.print(f"next: harness report {stem}" + (" --smoke" if smoke else "") + (f" --store {store}" if store else ""),
               markup=False)
+
+
+class _RunProgress:
+    """Two counts, kept apart: runs that have ENDED (trained, logged, terminal) and training
+    progress inside the current block (its runs end together, after the last step). A rich bar
+    on a terminal; plain lines otherwise (a log, CI): one per ended run, one per 10% trained."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.plain = not console.is_terminal and os.environ.get("HARNESS_PROGRESS") != "1"
+        self.t0 = time.perf_counter()
+        self.start: int | None = None  # runs already ended before this invocation
+        self.last_ended, self.last_decile = -1, 0
+
+    def __enter__(self) -> _RunProgress:
+        if not self.plain:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(TextColumn("{task.description:>13}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=self.console)
+            self.bar.__enter__()
+            self.t_ended = self.bar.add_task("runs ended", total=None)
+            self.t_train = self.bar.add_task("training", total=None)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.plain:
+            self.bar.__exit__(*exc)
+
+    def ended(self, done: float, total: int) -> None:
+        done = int(done)
+        if self.start is None:
+            self.start = done
+        if self.plain:
+            if done != self.last_ended:
+                self.last_ended = done
+                el = time.perf_counter() - self.t0
+                rate = (done - self.start) / el if el > 0 else 0.0
+                eta = f"{(total - done) / rate:.0f} s" if rate > 0 else "?"
+                self.console.print(f"runs {done}/{total} ended; elapsed {el:.0f} s; eta {eta}", markup=False)
+        else:
+            self.bar.update(self.t_ended, completed=done, total=total)
+            self.bar.update(self.t_train, completed=max(done, self.bar.tasks[self.t_train].completed), total=total)
+
+    def training(self, trained: float, total: int) -> None:
+        start = self.start or 0
+        if self.plain:
+            frac = (trained - start) / max(total - start, 1)
+            decile = int(frac * 10 + 1e-9)
+            if decile > self.last_decile:
+                self.last_decile = decile
+                self.console.print(f"training: {10 * decile}% of this invocation's {total - start} runs' steps "
+                                   f"({time.perf_counter() - self.t0:.0f} s)", markup=False)
+        else:
+            self.bar.update(self.t_train, completed=trained, total=total)
 
 
 @app.command(name="list")
@@ -294,10 +385,13 @@ def report(
         None, "--seed", help="Seed of the analysis' resampling generator (default: from the version hash)."
     ),
     smoke: bool = typer.Option(False, "--smoke", help="Report the smoke run (ID@smoke)."),
+    data_dir: str | None = DataDirOpt,
 ):
-    """Analyse a study and write runs/reports/<id>/index.html and report.md."""
+    """Analyse a study; write runs/reports/<id>/: index.html, report.md, table.csv/.tex, SVG figures."""
     from analysis.report import write_report
     from harness.collect import SMOKE_SUFFIX
+
+    _use_data_dir(data_dir)  # the report's row of real images reads the dataset
 
     hid = Path(target).stem if target.endswith(".py") else target
     if smoke and not hid.endswith(SMOKE_SUFFIX):
@@ -310,20 +404,160 @@ def report(
 
 @app.command()
 @_user_errors
+def source(
+    target: str = typer.Argument(..., help="Hypothesis ID (or file)."),
+    store: str | None = StoreOpt,
+    version: str | None = typer.Option(None, "--version", help="Version hash (prefix); default the latest."),
+    output: str | None = typer.Option(None, "--output", "-o", help="Write the file here (default: stdout)."),
+):
+    """The hypothesis file exactly as registered (reproduces a study whose file was never committed)."""
+    import hashlib
+    import tempfile
+
+    from harness.errors import StoreError
+    from harness.tracking import Store
+
+    hid = Path(target).stem if target.endswith(".py") else target
+    st = Store(store, create=False)
+    regs = st.registrations(hid)
+    reg = (regs[-1] if regs and version is None else
+           next((r for r in regs if version and r.version.startswith(version)), None))
+    if reg is None:
+        raise StoreError(f"hypothesis {hid!r}: no registered version {version or ''} in {st.uri} "
+                         f"(registered: {[r.version for r in regs]})\n  hint: check the ID, --version and --store")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            text = st.download(reg.run_id, f"registration/{hid}.py", Path(tmp)).read_text()
+        except Exception as exc:  # noqa: BLE001  (an artifact store that lost the file)
+            raise StoreError(f"hypothesis {hid!r} v{reg.number}: the registered file is missing from the "
+                             f"artifact store ({exc})\n  hint: check --store") from None
+    want = reg.tags.get("harness.hypothesis_sha256")
+    if want and hashlib.sha256(text.encode()).hexdigest() != want:
+        raise StoreError(f"hypothesis {hid!r} v{reg.number}: the registered file does not match its recorded "
+                         f"sha256 {want}\n  hint: the artifact store was modified; do not trust this copy")
+    if output is None:
+        sys.stdout.write(text)
+        return
+    dst = Path(output)
+    if dst.exists() and dst.read_text() != text:
+        raise HarnessError(f"--output {output}: exists and differs from the registered file\n"
+                           "  hint: move it away or pick another path (nothing was overwritten)")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text(text)
+    err.print(f"wrote {dst} ({hid} v{reg.number}, {reg.version})", markup=False)
+
+
+@app.command()
+@_user_errors
 def ui(
     store: str | None = StoreOpt,
     port: int = typer.Option(5000, "--port", help="Port on 127.0.0.1."),
+    timeout: float = typer.Option(180.0, "--timeout", help="Seconds to wait for the server to answer."),
 ):
-    """Serve MLflow's UI on 127.0.0.1 over the same store."""
+    """Serve MLflow's UI on 127.0.0.1 over the same store; prints the URL once it answers."""
+    import subprocess
+    import urllib.request
+
     from harness.tracking import local_root, resolve_uri
 
     uri = resolve_uri(store)
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
-           "--port", str(port)]
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
+           "--port", str(port), "--workers", "1"]
     if uri.startswith("sqlite:///"):
         cmd += ["--default-artifact-root", (local_root(uri) / "artifacts").resolve().as_uri()]
-    out.print(f"MLflow UI on http://127.0.0.1:{port} over {uri} (Ctrl-C stops it)", markup=False)
-    os.execv(sys.executable, cmd)
+    url = f"http://127.0.0.1:{port}"
+    err.print(f"starting MLflow's UI over {uri} ...", markup=False)
+    # The job runner (huey workers, for MLflow's GenAI jobs) is most of the start-up time and
+    # unused here: about 19 s -> 11 s to the first answer on a 2-core machine.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION",
+                                                                              "false")}
+    # Same process group (Ctrl-C, or a kill of the group, reaches the server too) and, on
+    # Linux, a parent-death signal: the server never outlives `harness ui`.
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise HarnessError(f"harness ui: the MLflow server exited with code {proc.returncode} before "
+                                   f"answering\n  hint: is port {port} free? try --port; check --store {uri}")
+            try:  # a real API call, not /health: the store behind it must answer too
+                req = urllib.request.Request(f"{url}/ajax-api/2.0/mlflow/experiments/search", data=b'{"max_results": 1}',
+                                             headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise HarnessError(f"harness ui: no answer on {url} within {timeout:g} s\n  hint: raise --timeout")
+            time.sleep(0.25)
+        out.print(f"MLflow UI on {url} over {uri} (Ctrl-C stops it)", markup=False)
+        proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _die_with_parent() -> None:
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the process group still covers Ctrl-C
+        pass
+
+
+@app.command()
+@_user_errors
+def catalog(
+    what: str = typer.Argument("all", help="models, datasets, metrics or all."),
+    data_dir: str | None = DataDirOpt,
+):
+    """Every model (Config fields, defaults, comments), dataset (shape, splits) and metric (direction, unit)."""
+    from harness import catalog as cat
+
+    if what not in ("all", "models", "datasets", "metrics"):
+        raise HarnessError(f"WHAT {what!r}: expected models, datasets, metrics or all")
+    _use_data_dir(data_dir)
+    say = functools.partial(out.print, markup=False, highlight=False)
+    if what in ("all", "models"):
+        say("MODELS: Hypothesis(model=NAME); set fields in fixed= / ablate= / strata=")
+        for m in cat.models():
+            say(f"\n{m['name']}: {m['summary']}{'' if m['can_sample'] else '  [no sample(): no grid]'}")
+            width = max((len(f"{f['name']}: {f['type']} = {f['default']}") for f in m["fields"]), default=0)
+            for f in m["fields"]:
+                head = f"{f['name']}: {f['type']} = {f['default']}"
+                say(f"  {head:<{width}}  {f['comment']}".rstrip())
+            say("  metrics: " + ", ".join(f"{x['name']} ({x['direction']}{', ' + x['unit'] if x['unit'] else ''})"
+                                          for x in m["metrics"]))
+        from harness.catalog import config_fields
+        from harness.hypothesis import Training
+
+        say("\nTRAINING: Training(...) fields, also settable in fixed= / ablate= / strata=")
+        for f in config_fields(Training):
+            say(f"  {f['name']}: {f['type']} = {f['default']}  {f['comment']}".rstrip())
+    if what in ("all", "datasets"):
+        say("\nDATASETS: Hypothesis(dataset=NAME)")
+        for d in cat.datasets():
+            if d["shape"] is None:
+                say(f"  {d['name']}: not available here: {d['note']}")
+            else:
+                splits = ", ".join(f"{k} {v}" for k, v in d["splits"].items())
+                kind = f"{d['levels']} levels" if d["levels"] else "continuous"
+                say(f"  {d['name']}: shape {d['shape']}, {kind}; {splits}")
+    if what in ("all", "metrics"):
+        say("\nMETRICS: Prediction(metric=NAME, direction=...)")
+        for x in cat.metrics():
+            unit = f", {x['unit']}" if x["unit"] else ""
+            say(f"  {x['name']}: {x['direction']} is better{unit}; {', '.join(x['models'])}"
+                + (f" ({x['note']})" if x.get("note") else ""))
 
 
 def main() -> None:

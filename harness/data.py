@@ -360,8 +360,9 @@ def data_dir(root: str | os.PathLike | None = None, dataset: str | None = None) 
     if root is None:
         what = f"dataset {dataset!r} is read from local files, but there is no" if dataset else "no"
         raise HarnessError(
-            f"{what} data directory: pass root=... (the CLI's data directory option) or set "
-            f"{DATA_DIR_ENV}=/path/to/data. {_expected(dataset) if dataset else ''}".rstrip()
+            f"{what} data directory: pass --data-dir DIR to `harness check` / `run` / `report` "
+            f"(root=... in Python) or set {DATA_DIR_ENV}=/path/to/data. "
+            f"{_expected(dataset) if dataset else ''}".rstrip()
         )
     return Path(root).expanduser()
 
@@ -407,7 +408,7 @@ def _find_idx_files(name: str, root: Path) -> dict[str, Path]:
     raise HarnessError(
         f"dataset {name!r}: the IDX files were not found{detail}{_missing_dir_note(root)}. Looked in: {where}. "
         f"Expected files: {expected}. Provide them by downloading from {_IDX_SOURCES[name][1]} "
-        f"into {root / name} (gzipped or not), then pass root={str(root)!r} or set {DATA_DIR_ENV}."
+        f"into {root / name} (gzipped or not), then pass --data-dir {str(root)!r} or set {DATA_DIR_ENV}."
     )
 
 
@@ -574,7 +575,7 @@ def _find_cifar_dir(root: Path) -> Path:
         f"dataset 'cifar10': the python pickle batches were not found{detail}{_missing_dir_note(root)}. Looked in: "
         f"{'; '.join(str(p) for p in searched)}. Expected files: {', '.join(_CIFAR_FILES)} "
         f"(the folder cifar-10-batches-py). Provide them by downloading {_CIFAR_SOURCE} into "
-        f"{root / 'cifar10'}, then pass root={str(root)!r} or set {DATA_DIR_ENV}."
+        f"{root / 'cifar10'}, then pass --data-dir {str(root)!r} or set {DATA_DIR_ENV}."
     )
 
 

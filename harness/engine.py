@@ -56,6 +56,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from harness.data import Dataset
 from harness.errors import HarnessError
 from harness.hypothesis import STACKABLE_TRAINING, Training
+from harness.models.base import can_sample
 from harness.seeds import stream_seed
 
 # Stream purposes hashed with each seed (harness.seeds): data order, training, evaluation and
@@ -563,7 +564,7 @@ def train_block(
     block.run(progress)
     with torch.no_grad():
         metrics = block.evaluate()
-        samples = block.sample()
+        samples = block.sample() if can_sample(model_cls) else None  # sampling is optional
 
     S = len(seeds)
     alive_h = block.alive.cpu().tolist()
@@ -590,7 +591,7 @@ def train_block(
                 status="FINISHED" if ok else "FAILED",
                 metrics=m if ok else {k: float("nan") for k in m},
                 history=history,
-                samples=samples[i] if ok else None,
+                samples=samples[i] if ok and samples is not None else None,
                 error=err,
                 seconds=seconds,
                 failed_at_step=failed_h[i] if failed_h[i] >= 0 else None,
@@ -648,7 +649,8 @@ def auto_block_size(
         blk.run()
         with torch.no_grad():
             blk.evaluate()
-            blk.sample()
+            if can_sample(model_cls):
+                blk.sample()
         torch.cuda.synchronize(dev)
         peaks[S] = torch.cuda.max_memory_allocated(dev) - base
         del blk

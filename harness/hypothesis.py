@@ -356,10 +356,12 @@ class Hypothesis:
         where_model = next((w for w, m in (("ablate", self.ablate), ("strata", self.strata))
                             if isinstance(m, dict) and "model" in m), None)
         names = list(getattr(self, where_model)["model"]) if where_model else [self.model]
-        for name in names:
-            if name not in MODELS:
+        # Every model name given is checked, also Hypothesis(model=...) when `model` is a factor.
+        for where, name in [(f"{where_model}.model" if where_model else "model", n) for n in names] + (
+                [("model", self.model)] if where_model else []):
+            if not isinstance(name, str) or name not in MODELS:
                 raise DeclarationError(
-                    f"{where_model}.model" if where_model else "model", name,
+                    where, name,
                     f"one of {sorted(MODELS)}, or a model registered with @register_model in the hypothesis file",
                     what="unknown model",
                 )
@@ -600,15 +602,25 @@ class Hypothesis:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def diff_declarations(old: dict, new: dict) -> list[str]:
-    """Human-readable lines naming what changed between two canonical declarations."""
+def diff_declarations(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Human-readable lines naming only the fields that changed between two canonical
+    declarations, dotted and old -> new: ``training.steps: 5 -> 6``."""
     lines = []
+    missing = object()
     for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key):
-            if key == "model_code":
-                lines.append("model_code: the model's source code changed")
-            else:
-                lines.append(f"{key}: {json.dumps(old.get(key))} -> {json.dumps(new.get(key))}")
+        a, b = old.get(key, missing), new.get(key, missing)
+        if a == b:
+            continue
+        name = f"{prefix}{key}"
+        if name.startswith("model_code"):
+            lines.append(f"{name}: the model's source code changed")
+        elif isinstance(a, dict) and isinstance(b, dict):
+            lines.extend(diff_declarations(a, b, f"{name}."))
+        else:
+            def show(v):
+                return "(not set)" if v is missing else json.dumps(v)
+
+            lines.append(f"{name}: {show(a)} -> {show(b)}")
     return lines
 
 

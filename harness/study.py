@@ -129,8 +129,34 @@ def _register(col: Collected, store, new_version: bool):
             "  hint: a changed declaration is a new study; pass --new-version to register it as "
             f"version {latest.number + 1} (its results never mix with version {latest.number}'s)"
         )
-    reg = store.register(col.id, hyp.canonical(), version, col.source, provenance())
+    reg = store.register(col.id, hyp.canonical(), version, col.source, hypothesis_provenance(col))
     return reg, True
+
+
+def hypothesis_provenance(col: Collected) -> dict:
+    """:func:`provenance` plus the hypothesis file's own sha256 and git state: ``git checkout``
+    of the recorded commit cannot restore an untracked or modified file, so it makes the
+    record dirty (the registered copy of the file is what reproduces the study)."""
+    import hashlib
+
+    prov = provenance()
+    state = "no git repository"
+    try:
+        git = ["git", "-C", str(col.path.parent)]
+        tracked = subprocess.run([*git, "ls-files", "--error-unmatch", str(col.path)], capture_output=True, timeout=5)
+        if tracked.returncode == 0:
+            changed = subprocess.run([*git, "status", "--porcelain", "--", str(col.path)], capture_output=True,
+                                     text=True, timeout=5).stdout.strip()
+            state = "modified" if changed else "committed"
+        elif subprocess.run([*git, "rev-parse"], capture_output=True, timeout=5).returncode == 0:
+            state = "untracked"
+    except (OSError, subprocess.SubprocessError):
+        state = "unknown"
+    prov["hypothesis_sha256"] = hashlib.sha256(col.source.encode()).hexdigest()
+    prov["hypothesis_git"] = state
+    if state != "committed" and prov["git_dirty"] == "false":
+        prov["git_dirty"] = f"true (hypothesis file {state})"
+    return prov
 
 
 def current_registration(col: Collected, store):
@@ -259,9 +285,12 @@ def execute(
             **{k: v for k, v in dataclasses.asdict(job.variant.model_config).items()},
             **{f"training.{k}": v for k, v in dataclasses.asdict(job.variant.training).items()},
         }
-        tags = {**provenance(str(dev)), "block_size": len(seeds), "phase": "confirm"}
+        tags = {**provenance(str(dev)), "block_size": len(seeds), "phase": "confirm",
+                "can_sample": engine.can_sample(model_cls)}
         if hyp.tuning is not None:  # trained at the variant's best tuning trial's configuration
             tags["tuned"] = "true"
+        if getattr(model_cls, "higher_is_better", ()):  # read by the report's secondary table
+            tags["higher_is_better"] = ",".join(model_cls.higher_is_better)
         run_ids: dict[int, str] = {}
         ended: set[int] = set()
         phase = "logging"
@@ -351,27 +380,16 @@ def _user_frame(exc: BaseException, path: Path) -> str:
 
 def sample_grid_png(samples, shape: tuple[int, ...]) -> bytes:
     """A PNG grid of samples: images for 2-D/3-D shapes, a scatter for 2-D points, else lines."""
+    if len(shape) >= 2:  # pixels, not a figure: nearest-neighbour upscaled, 1-px separators
+        from harness.images import grid_png
+
+        return grid_png(samples, shape)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    n = samples.shape[0]
-    if len(shape) >= 2:
-        side = int(np.ceil(np.sqrt(n)))
-        imgs = samples.reshape(n, *shape)
-        if len(shape) == 3:  # C, H, W -> H, W, C
-            imgs = imgs.transpose(0, 2, 3, 1)
-        h, w = imgs.shape[1], imgs.shape[2]
-        canvas = np.ones((side * (h + 1), side * (w + 1)) + imgs.shape[3:], dtype=np.float32)
-        for i in range(n):
-            r, c = divmod(i, side)
-            canvas[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = imgs[i]
-        fig, ax = plt.subplots(figsize=(3, 3), dpi=100)
-        ax.imshow(canvas, cmap="gray_r" if len(shape) == 2 else None, vmin=0, vmax=1, interpolation="nearest")
-        ax.axis("off")
-    elif shape == (2,):
+    if shape == (2,):
         fig, ax = plt.subplots(figsize=(3, 3), dpi=100)
         ax.scatter(samples[:, 0], samples[:, 1], s=2)
     else:
@@ -526,6 +544,7 @@ def run_study(
     block_size: int | None = None,
     on_progress: Callable[[float, int], None] | None = None,
     optuna_storage: str | None = None,
+    on_training: Callable[[float, int], None] | None = None,
 ) -> RunSummary:
     """Train every (variant, seed) of ``reg``'s version not yet done.
 
@@ -533,8 +552,9 @@ def run_study(
     (:mod:`harness.tuning`; trial runs on the validation split, seeds disjoint from the
     confirmatory ones), then the confirmatory runs, each variant at its best configuration.
 
-    ``on_progress(done_runs, total_runs)`` is called as runs progress (fractional within a block
-    when training in-process).
+    ``on_progress(ended_runs, total_runs)`` is called when runs have ended (logged, terminal);
+    ``on_training(trained, total_runs)`` as training advances inside a block (in run units,
+    fractional; in-process only): a block's runs end only after all its seeds trained.
     """
     import time
 
@@ -571,11 +591,12 @@ def run_study(
             base = completed
 
             def prog(x: float, base: float = base) -> None:
-                if on_progress:
-                    on_progress(base + x, total)
+                if on_training:
+                    on_training(base + x, total)
 
-            absorb(execute(col, store, reg, job, device, progress=prog))
-            completed = base + len(job.seeds)
+            c = execute(col, store, reg, job, device, progress=prog)
+            absorb(c)
+            completed = base + c["trained"] + c["done"]  # not cells another process still trains
             if on_progress:
                 on_progress(completed, total)
     else:

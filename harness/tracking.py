@@ -333,6 +333,13 @@ class Store:
     def kill(self, run_id: str) -> None:
         self.client.set_terminated(run_id, "KILLED")
 
+    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        """Final (step 0) metrics on any run, e.g. a verdict's numbers on the parent run."""
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), ts, 0) for k, v in metrics.items()])
+
     def log_artifacts(self, run_id: str, directory: Path, artifact_path: str) -> None:
         failpoints.hit("report.log")
         self.client.log_artifacts(run_id, str(directory), artifact_path)

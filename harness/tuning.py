@@ -228,38 +228,59 @@ def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored,
             owner.append((trial, tv))
     tv0 = members[0][1]
     training0 = member_cfgs[0][1]
-    run_ids = []
-    for s, (trial, tv) in zip(seeds, owner):
-        params = {
-            "model": tv.model,
-            "dataset": hyp.dataset,
-            **dataclasses.asdict(tv.model_config),
-            **{f"training.{k}": v for k, v in dataclasses.asdict(tv.training).items()},
-        }
-        tags = {
-            **provenance(str(dev)),
-            "phase": "tune",
-            "optuna_study": name,
-            "trial": trial.number,
-            "trial_params": json.dumps(trial.params, sort_keys=True),
-            "block_size": len(seeds),
-            "split": "validation",
-        }
-        run_ids.append(store.start_trial(reg, col.id, variant, trial.number, s, params, tags))
-    results = engine.train_block(
-        model_cls, tv0.model_config, training0, ds, seeds, dev, members=member_cfgs
-    )
+    from harness.study import Job, _abandon, _block_error
+
+    run_ids, ended, phase = [], set(), "logging"
     per_trial: dict[int, list] = {}
-    for res, rid, (trial, _tv) in zip(results, run_ids, owner):
-        if scored and res.samples is not None:
-            res.metrics.update(sample_metrics.score(res.samples, ds, res.seed, store.root / "cache"))
-        res.samples = None  # no sample grids for trials
-        store.finish_cell(rid, res, None)
-        per_trial.setdefault(trial.number, []).append(res.metrics)
-    for trial, _tv in members:
-        value, diverged = _objective(per_trial[trial.number], pred.metric, pred.direction)
-        trial.set_user_attr("diverged", diverged)
-        study.tell(trial, value)
+    try:
+        for s, (trial, tv) in zip(seeds, owner):
+            params = {
+                "model": tv.model,
+                "dataset": hyp.dataset,
+                **dataclasses.asdict(tv.model_config),
+                **{f"training.{k}": v for k, v in dataclasses.asdict(tv.training).items()},
+            }
+            tags = {
+                **provenance(str(dev)),
+                "phase": "tune",
+                "optuna_study": name,
+                "trial": trial.number,
+                "trial_params": json.dumps(trial.params, sort_keys=True),
+                "block_size": len(seeds),
+                "split": "validation",
+            }
+            run_ids.append(store.start_trial(reg, col.id, variant, trial.number, s, params, tags))
+        phase = "training"
+        results = engine.train_block(
+            model_cls, tv0.model_config, training0, ds, seeds, dev, members=member_cfgs
+        )
+        phase = "logging"
+        for res, rid, (trial, _tv) in zip(results, run_ids, owner):
+            if scored and res.samples is not None:
+                res.metrics.update(sample_metrics.score(res.samples, ds, res.seed, store.root / "cache"))
+            res.samples = None  # no sample grids for trials
+            store.finish_cell(rid, res, None)
+            ended.add(rid)
+            per_trial.setdefault(trial.number, []).append(res.metrics)
+        for trial, _tv in members:
+            value, diverged = _objective(per_trial[trial.number], pred.metric, pred.direction)
+            trial.set_user_attr("diverged", diverged)
+            study.tell(trial, value)
+    except BaseException as exc:  # noqa: BLE001  (re-raised: no run and no trial may stay RUNNING)
+        left = [rid for rid in run_ids if rid not in ended]
+        marked = _abandon(store, left, exc)
+        from optuna.trial import TrialState
+
+        for trial, _tv in members:  # unfinished trials' budget slots are asked again on the next run
+            try:
+                done = per_trial.get(trial.number, [])
+                if len(done) == tuning.seeds_per_trial:  # its runs all ended: a result, keep it
+                    study.tell(trial, _objective(done, pred.metric, pred.direction)[0], skip_if_finished=True)
+                else:
+                    study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            except Exception:  # noqa: BLE001  (best effort: the next run fails them under its lock)
+                pass
+        raise _block_error(exc, phase, col, Job(variant, seeds), store, left, marked) from None
     return len(seeds)
 
 

@@ -45,6 +45,19 @@ def open_in_chromium(path: Path, screenshot: Path) -> dict:
             "verdict": verdict_text, "claim": claim_text, "requests": requests}
 
 
+def assert_not_blank(png: Path) -> None:
+    """The screenshot shows a page: a tall image with ink on a good part of it, in many colours
+    (a blank, an error page or an unstyled stub fails)."""
+    import numpy as np
+    from PIL import Image
+
+    img = np.asarray(Image.open(png).convert("RGB"))
+    ink = (img.min(axis=-1) < 200).mean()
+    colours = len(np.unique(img.reshape(-1, 3)[:: 7], axis=0))
+    assert img.shape[0] > 2000, img.shape  # every section rendered, not a stub
+    assert ink > 0.03 and colours > 100, (ink, colours)
+
+
 def test_report_renders_in_chromium_from_a_second_store(project, cli, tmp_path):
     write(project / "hypotheses" / "tiny.py", tiny_hypothesis(claim="A <script>alert('x')</script> claim & more.",
                                                               seeds=3, steps=10))
@@ -56,8 +69,9 @@ def test_report_renders_in_chromium_from_a_second_store(project, cli, tmp_path):
     report = other.parent / "reports" / "tiny" / "index.html"
     assert report.exists() and not (project / "runs").exists(), "the report belongs to the named store"
     res = open_in_chromium(report, ARTIFACTS / "report.png")
+    assert_not_blank(ARTIFACTS / "report.png")
     assert res["problems"] == [], res["problems"]
-    assert len(res["images"]) >= 4 and all(ok and width > 0 for _, ok, width in res["images"]), res["images"]
+    assert len(res["images"]) >= 8 and all(ok and width > 0 for _, ok, width in res["images"]), res["images"]
     assert res["verdict_visible"]
     assert any(w in res["verdict"] for w in ("SUPPORTED", "REFUTED", "INCONCLUSIVE"))
     assert res["claim"] == "A <script>alert('x')</script> claim & more."  # shown as text, not run

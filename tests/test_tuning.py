@@ -365,3 +365,26 @@ def test_edge_warning():
     space = {"lr": {"type": "LogUniform", "low": 1e-4, "high": 1e-2}, "beta": {"type": "Uniform", "low": 0, "high": 8}}
     w = edge_warnings({"lr": 9.9e-3, "beta": 4.0}, space)
     assert len(w) == 1 and "lr" in w[0] and "upper end" in w[0]
+
+
+def test_an_exception_in_a_trial_is_the_users_error_and_leaves_nothing_running(project, cli):
+    from conftest import TINY_HYPOTHESIS
+
+    from harness.collect import collect
+    from harness.study import current_registration
+    from harness.tracking import Store
+
+    src = TINY_HYPOTHESIS.format(claim="c", seeds=2, steps=6)
+    src = src.replace("    def loss(self, x, noise):\n", "    def loss(self, x, noise):\n        raise ValueError('broken loss')\n")
+    src = src.replace("training=Training(", "tuning=__import__('harness').Tuning(space={'lr': __import__('harness').LogUniform(1e-3, 1e-2)}, trials=2),\n    training=Training(")
+    f = write(project / "hypotheses" / "broken.py", src)
+    res = cli("run", f)
+    assert res.exit_code == 2, res.output
+    assert "broken.py:" in res.output and "broken loss" in res.output
+    st = Store(None)
+    col = collect(f)
+    reg = current_registration(col, st)
+    trials = st.trial_runs(col.id, reg.version)
+    assert trials and all(r.info.status == "KILLED" for r in trials)
+    counts = _optuna_counts(st.root, col.id, reg.version)
+    assert all(set(c) == {"FAIL"} for c in counts.values()), counts

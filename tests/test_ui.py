@@ -24,19 +24,22 @@ def test_ui_serves_the_store_on_loopback(project, cli):
     # Its own session: the MLflow server starts workers, and the whole group must go at the end.
     proc = harness_subprocess("ui", "--port", str(port), cwd=project, start_new_session=True)
     try:
-        body = None
-        deadline = time.time() + 90
-        while time.time() < deadline and body is None:
-            time.sleep(1)
-            try:
-                req = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/search",
-                    data=b'{"max_results": 10}', headers={"Content-Type": "application/json"},
-                )
-                body = urllib.request.urlopen(req, timeout=5).read().decode()
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read()
-        assert body is not None, "the UI did not answer within 90 s"
+        # The URL is printed only once the server answers: a request right after it succeeds.
+        lines = []
+        deadline = time.time() + 150
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            assert line, "harness ui exited: " + "".join(lines)
+            lines.append(line)
+            if line.startswith("MLflow UI on http://127.0.0.1:"):
+                break
+        else:
+            raise AssertionError("no URL printed within 150 s: " + "".join(lines))
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/search",
+            data=b'{"max_results": 10}', headers={"Content-Type": "application/json"},
+        )
+        body = urllib.request.urlopen(req, timeout=10).read().decode()
         assert '"tiny"' in body
     finally:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,206 @@
+"""What the report shows, on real studies in a tmp store: every metric, the warnings, what was
+trained, the runs, the files beside index.html, and hostile level names that must not crash it."""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+from conftest import tiny_hypothesis, write
+from test_faults import small_disk  # noqa: F401  (the 3 MB tmpfs fixture)
+
+from analysis.decide import decide
+from analysis.report import write_atomic
+from analysis.secondary import COLLAPSE_RATE, secondary_table, warnings_for
+from harness import Prediction
+from harness.tracking import Store
+
+
+def hostile_hypothesis(seeds: int = 3, steps: int = 10) -> str:
+    """The tiny study, ablating a string field whose level names are hostile to mathtext
+    (``$``), rich markup (``[/]``) and HTML (``<b>``)."""
+    text = tiny_hypothesis(claim="A <script>alert(1)</script> claim.", seeds=seeds, steps=steps)
+    text = text.replace("    hidden: int = 16\n", '    hidden: int = 16\n    tag: str = "a"  # a label\n')
+    text = text.replace("d, h = config.latent_dim, config.hidden",
+                        "d, h = config.latent_dim, config.hidden * (2 if '[' in config.tag else 1)")
+    return text.replace('ablate={"hidden": [8, 16]}', 'ablate={"tag": ["budget_$5", "x[/]y_$5_$x", "<b>bold</b>"]}')
+
+
+def test_report_shows_what_was_trained_and_every_metric(project, cli):
+    write(project / "hypotheses" / "hostile.py", hostile_hypothesis())
+    r = cli("run", "hostile")
+    assert r.exit_code == 0, r.output
+    r = cli("report", "hostile")
+    assert r.exit_code == 0, r.output
+    # the terminal table prints the name: rich markup does not eat "[/]"; mathtext does not
+    # parse "$5_$" (both crashed the report before)
+    assert "x[/]y_$5_$x" in r.output
+    out = project / "runs" / "reports" / "hostile"
+    html = (out / "index.html").read_text()
+    md = (out / "report.md").read_text()
+
+    # every metric, secondary and marked as such; the pre-registered one marked too
+    sec = html[html.index('id="secondary"'):]
+    assert "not tested" in html and "(pre-registered)" in sec
+    for metric in ("nll", "recon"):
+        assert f"<code>{metric}</code>" in sec
+    # the declaration, with named levels, and training settings
+    decl = html[html.index('id="declaration"'):]
+    for text in ("tag = budget_$5", "tag = x[/]y_$5_$x", "tag = &lt;b&gt;bold&lt;/b&gt;", "latent_dim = 2", "steps=10",
+                 "lr=0.001", "batch_size=64"):
+        assert text in decl, text
+    assert "<b>bold</b>" not in html
+    # the rationale (docstring), every run id with a link for `harness ui`
+    assert "A tiny study for tests" in html[html.index('id="rationale"'):]
+    st = Store()
+    reg = st.registrations("hostile")[0]
+    runs = st.cell_runs("hostile", reg.version)
+    assert len(runs) == 9
+    for run in runs:
+        assert f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}" in html
+    assert "harness ui --store" in html
+    # samples: several seeds per variant, and a row of real test images
+    grids = re.findall(r'alt="samples of [^"]* seed (\d+)"', html)
+    assert len(grids) == 9 and sorted(set(grids)) == ["0", "1", "2"]
+    assert 'alt="real test images"' in html
+    # the training curves of every logged term
+    assert "training curves of every logged term" in html
+
+    # files beside index.html, for a paper
+    for name in ("table.csv", "table.tex", "secondary.csv", "forest.svg", "paired.svg", "histories.svg"):
+        assert (out / name).stat().st_size > 0, name
+    rows = list(csv.DictReader((out / "table.csv").open()))
+    assert len(rows) == 2 and {r["treatment"] for r in rows} == {"x[/]y_$5_$x", "<b>bold</b>"}
+    tex = (out / "table.tex").read_text()
+    assert r"budget\_\$5" in tex and "\\begin{tabular}" in tex
+    assert (out / "forest.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+
+    # Markdown carries no raw HTML from user text
+    assert "<script>" not in md and "&lt;script>" in md and "<b>" not in md
+
+    # the verdict's numbers on the parent run, so studies sort in MLflow's UI
+    metrics = st.client.get_run(reg.run_id).data.metrics
+    assert {"effect", "p_value", "power"} <= set(metrics), metrics
+    comparisons = list(csv.DictReader((out / "table.csv").open()))
+    assert any(float(c["effect"]) == pytest.approx(metrics["effect"]) for c in comparisons)
+    assert not any(p.name.endswith(".tmp") for p in out.iterdir()), "no temporary file left behind"
+
+
+def test_model_without_sample_trains_and_the_report_says_so(project, cli):
+    text = tiny_hypothesis(seeds=2, steps=5)
+    text = text.replace('    def sample(self, noise):\n        return torch.sigmoid(self.dec(noise["z"]))\n', "")
+    assert "def sample" not in text
+    write(project / "hypotheses" / "nosample.py", text)
+    r = cli("check", "nosample")
+    assert r.exit_code == 0 and "defines no sample()" in r.output, r.output
+    r = cli("run", "nosample")
+    assert r.exit_code == 0 and "trained 4 runs (4 finished" in r.output, r.output
+    assert cli("report", "nosample").exit_code == 0
+    html = (project / "runs" / "reports" / "nosample" / "index.html").read_text()
+    assert "defines no <code>sample()</code>" in html and 'alt="samples of' not in html
+
+
+def test_an_error_in_a_users_model_is_theirs(project, cli):
+    text = tiny_hypothesis(seeds=2, steps=5)
+    text = text.replace("        recon, kl = self._terms(x, noise[\"eps\"])\n        return (recon + kl).mean(),",
+                        "        raise RuntimeError('boom in my loss')\n        return (recon + kl).mean(),", 1)
+    assert "boom in my loss" in text
+    f = write(project / "hypotheses" / "broken.py", text)
+    line = next(i for i, s in enumerate(f.read_text().splitlines(), 1) if "boom in my loss" in s)
+    r = cli("run", "broken")
+    assert r.exit_code == 2, r.output
+    assert f"broken.py:{line}" in r.output and "RuntimeError: boom in my loss" in r.output, r.output
+    assert "seeds [0, 1]" in r.output and "Traceback" not in r.output and "hint:" in r.output
+    st = Store()
+    runs = st.cell_runs("broken", st.registrations("broken")[0].version)
+    assert runs and {x.info.status for x in runs} == {"KILLED"}, [x.info.status for x in runs]
+    assert all("boom in my loss" in x.data.tags["harness.error"] for x in runs)
+
+
+# ---------------------------------------------------------------------- pure parts
+def _frame(values: dict[str, list[float]], metric_extra: dict[str, dict[str, list[float]]]) -> pd.DataFrame:
+    rows = []
+    for variant, vals in values.items():
+        for seed, v in enumerate(vals):
+            row = {"variant": variant, "stratum": "", "seed": seed, "value": v, "run_id": f"{variant}{seed}",
+                   "status": "FINISHED" if math.isfinite(v) else "FAILED", "nll": v}
+            for m, per in metric_extra.items():
+                row[m] = per[variant][seed]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_secondary_table_matches_scipy():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(10, 1, 8), rng.normal(9, 1, 8)
+    frame = _frame({"c": list(a), "t": list(b)}, {})
+    rows = secondary_table(frame, ["nll"], ["c", "t"], set(), 0.05, np.random.default_rng(1))
+    ctrl, trt = rows
+    assert ctrl["iqm"] == pytest.approx(scipy.stats.trim_mean(a, 0.25))
+    ci = scipy.stats.ttest_1samp(b - a, 0).confidence_interval(0.90)
+    assert trt["diff"] == pytest.approx(float(np.mean(b - a)))
+    assert (trt["diff_low"], trt["diff_high"]) == pytest.approx((ci.low, ci.high))
+    assert trt["better"] == ("treatment" if ci.high < 0 else "unclear")
+    higher = secondary_table(frame, ["nll"], ["c", "t"], {"nll"}, 0.05, np.random.default_rng(1))[1]
+    assert higher["direction"] == "higher" and higher["better"] == ("control" if ci.high < 0 else "unclear")
+
+
+def test_warnings_name_collapse_divergence_too_few_seeds_and_unbounded_intervals():
+    frame = _frame({"c": [1.0, 1.1, 0.9], "t": [0.5, math.nan, 0.4]},
+                   {"rate": {"c": [5.0, 5.2, 4.9], "t": [0.004, 0.0, 0.01]}})
+    sec = secondary_table(frame, ["nll", "rate"], ["c", "t"], set(), 0.05, np.random.default_rng(0))
+    v = decide(frame[["variant", "stratum", "seed", "value"]],
+               Prediction(metric="nll", direction="lower", effect=0.1), control="c")
+    w = warnings_for(frame, v, sec, {"t1": "diverged: non-finite loss at step 3"}, False, "beta")
+    kinds = [x["kind"] for x in w]
+    assert "posterior collapse" in kinds and "divergence" in kinds and "too few seeds" in kinds
+    assert "no samples" in kinds
+    collapse = next(x["text"] for x in w if x["kind"] == "posterior collapse")
+    assert "beta = t" in collapse and f"{COLLAPSE_RATE:g}" in collapse
+    assert "step 3" in next(x["text"] for x in w if x["kind"] == "divergence")
+    assert "unbounded interval" in kinds  # 2 pairs: the sign-flip interval cannot be bounded
+    healthy = _frame({"c": [1.0, 1.1, 0.9, 1.0], "t": [0.5, 0.6, 0.4, 0.5]},
+                     {"rate": {"c": [5.0] * 4, "t": [4.0] * 4}})
+    sec = secondary_table(healthy, ["rate"], ["c", "t"], set(), 0.05, np.random.default_rng(0))
+    v = decide(healthy[["variant", "stratum", "seed", "value"]],
+               Prediction(metric="nll", direction="lower", effect=0.1, test="t"), control="c")
+    assert warnings_for(healthy, v, sec, {}, True) == []
+
+
+def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    import os
+
+    from harness.errors import HarnessError
+
+    p = tmp_path / "index.html"
+    write_atomic(p, "good report")
+    assert p.read_text() == "good report" and oct(p.stat().st_mode & 0o777) != "0o600"
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)  # the disk fills while the new report is written
+    with pytest.raises(HarnessError, match="(?s)no space left on the device.*unchanged"):
+        write_atomic(p, "new report, never complete")
+    assert p.read_text() == "good report"
+    assert [x.name for x in tmp_path.iterdir()] == ["index.html"], "the temporary file is removed"
+
+
+def test_write_atomic_on_a_really_full_disk(small_disk):  # noqa: F811  (the imported fixture)
+    """The same on a 3 MB tmpfs filled to the last block: the good report stays whole."""
+    from test_faults import _fill
+
+    from harness.errors import HarnessError
+
+    p = small_disk / "reports" / "index.html"
+    write_atomic(p, "good report " * 1000)
+    _fill(small_disk, leave_kb=0)
+    with pytest.raises(HarnessError, match="(?s)no space left.*unchanged"):
+        write_atomic(p, "x" * 2_000_000)
+    assert p.read_text() == "good report " * 1000
+    assert [x.name for x in p.parent.iterdir()] == ["index.html"]
