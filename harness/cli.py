@@ -181,6 +181,10 @@ def check(
         out.print(f"plan: {h.n_runs} confirmatory runs; no tuning declared (every variant at the declared values)",
                   markup=False)
     out.print(f"store: {resolve_uri(store)}", markup=False)
+    from harness.sample_metrics import floor_warning
+
+    if (warning := floor_warning(h)) is not None:
+        out.print(f"warning: {warning}", style="yellow", markup=False)
     if h.smoke:
         out.print("[yellow]smoke mode: a tiny budget to check the plumbing; not evidence[/]")
     from analysis.power import reachability_warnings

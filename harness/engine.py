@@ -15,11 +15,12 @@ One step computes every seed's loss and gradient:
 Either way the seeds never share a number: clipping uses each row's own norm, and Adam (one
 fused kernel over ``[S, P]``) is elementwise with a learning rate that is the same constant
 for every seed. Each seed has its own random streams, from generators seeded by the seed
-alone: init (``manual_seed(seed)``), data order, training noise, evaluation and sampling
-noise. Data order and training noise are drawn ``CHUNK_STEPS`` steps at a time (one call per
-seed and chunk, not per step); chunk sizes depend on the training settings and the data, never
-on S. So a seed trained alone and the same seed trained in a block of 64 see the same numbers
-and end at the same parameters up to float rounding (``tests/test_engine.py``).
+alone, each through ``harness.seeds.stream_seed(seed, purpose)`` so that no two streams of any
+seeds coincide: init, data order, training noise, evaluation and sampling noise. Data order
+and training noise are drawn ``CHUNK_STEPS`` steps at a time (one call per seed and chunk,
+not per step); chunk sizes depend on the training settings and the data, never on S. So a
+seed trained alone and the same seed trained in a block of 64 see the same numbers and end at
+the same parameters up to float rounding (``tests/test_engine.py``).
 
 A seed whose loss or gradient goes non-finite is masked out (its gradient zeroed from then on,
 its histories NaN) and reported FAILED with the step; the others finish. Nothing in a step
@@ -56,9 +57,11 @@ from harness.data import Dataset
 from harness.errors import HarnessError
 from harness.hypothesis import STACKABLE_TRAINING, Training
 from harness.models.base import can_sample
+from harness.seeds import stream_seed
 
-# Stream ids mixed into each seed: data order, training noise, evaluation noise, sample noise.
-_DATA, _NOISE, _EVAL, _SAMPLE = 1, 2, 3, 4
+# Stream purposes hashed with each seed (harness.seeds): data order, training, evaluation and
+# sample noise; init is "init".
+_DATA, _NOISE, _EVAL, _SAMPLE = "data", "noise", "eval", "sample"
 
 # Randomness is drawn for CHUNK_STEPS steps at a time per seed (fewer when one step's noise is
 # large: at most CHUNK_ELEMENTS numbers per seed and chunk). Both are constants, so a seed's
@@ -112,16 +115,16 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def _generator(seed: int, stream: int, device: torch.device) -> torch.Generator:
+def _generator(seed: int, stream: str, device: torch.device) -> torch.Generator:
     g = torch.Generator(device=device)
-    g.manual_seed(seed * 1_000_003 + stream)
+    g.manual_seed(stream_seed(seed, stream))
     return g
 
 
 def build_model(model_cls: type, config, dataset: Dataset, seed: int) -> torch.nn.Module:
     """The seed's freshly initialised model (CPU); init depends on the seed only."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(stream_seed(seed, "init"))
         return model_cls(config, dataset.shape, dataset.levels)
 
 

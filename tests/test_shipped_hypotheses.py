@@ -34,5 +34,6 @@ def test_shipped_hypothesis_smoke_run_and_report(name, tmp_path, cli, monkeypatc
     frame = analysis.load(f"{name}@smoke", store=store)
     assert len(frame) == len(full.variants) * 2
     if full.prediction.metric in SAMPLE_METRICS:
-        assert {"fid", "kid", "precision", "recall", "density", "coverage", "classifier_accuracy"} <= set(frame)
+        assert {"fid", "kid", "precision", "recall", "density", "coverage", "classifier_accuracy",
+                "nn_train_ratio", "copy_fraction"} <= set(frame)
         assert frame["classifier_accuracy"].min() > 0.9

@@ -16,6 +16,11 @@ so a metric reproduces bit for bit from its seed.
   excluding the point itself (the ``prdc`` package's definition).
 * :func:`mmd_permutation_test` -- two-sample test for 2-D data: Gaussian-kernel unbiased MMD^2
   with the median-heuristic bandwidth, p-value ``(1 + #{perm >= observed}) / (1 + B)``.
+* :func:`fit_standardiser` -- the feature normalisation, fitted on real data only: drops the
+  features that are dead (zero variance) on real data and floors the others' scale, so no
+  sample can score millions of standard deviations away (see docs/metrics.md).
+* :func:`memorisation` -- nearest-neighbour distances of samples to the train split against
+  the test split's own distances to it (Meehan et al. 2020's data-copying comparison).
 """
 
 from __future__ import annotations
@@ -26,7 +31,18 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-__all__ = ["MMDTest", "fid", "kid", "mmd2_polynomial", "mmd_permutation_test", "prdc"]
+__all__ = [
+    "MMDTest",
+    "Standardiser",
+    "fid",
+    "fit_standardiser",
+    "kid",
+    "memorisation",
+    "mmd2_polynomial",
+    "mmd_permutation_test",
+    "nn_distance",
+    "prdc",
+]
 
 
 def _as2d(name: str, a) -> np.ndarray:
@@ -252,3 +268,93 @@ def mmd_permutation_test(
         done += b
     p = (1.0 + count) / (1.0 + n_permutations)
     return MMDTest(observed, float(p), float(bandwidth), int(n_permutations), n, m)
+
+
+# -- feature normalisation ----------------------------------------------------------------
+
+# A feature is dead on real data when its std is below DEAD_TOL x the largest feature std (a
+# ReLU unit that never fires on real images has std exactly 0); live features' scales are
+# floored at SCALE_FLOOR x the median live std, so a near-dead unit cannot blow up either.
+DEAD_TOL = 1e-6
+SCALE_FLOOR = 1e-2
+
+
+@dataclass(frozen=True)
+class Standardiser:
+    """Per-feature standardisation fitted on real features; ``s(features)`` applies it."""
+
+    keep: np.ndarray  # bool [F]: features live on the real data
+    mean: np.ndarray  # [F_live] real mean
+    scale: np.ndarray  # [F_live] real std, floored
+
+    @property
+    def n_dead(self) -> int:
+        return int((~self.keep).sum())
+
+    def __call__(self, features) -> np.ndarray:
+        f = _as2d("features", features)
+        if f.shape[1] != self.keep.shape[0]:
+            raise ValueError(f"expected {self.keep.shape[0]} features, got {f.shape[1]}")
+        return (f[:, self.keep] - self.mean) / self.scale
+
+
+def fit_standardiser(real) -> Standardiser:
+    """Fit the normalisation on ``real`` features [N, F] (never on samples being scored).
+
+    Dead features (std <= ``DEAD_TOL`` x the largest std) are dropped: they carry no
+    information about real data, and dividing by ``std + eps`` turned any sample that switches
+    one on into a 1e7-sigma outlier (KID 8e34 on uniform noise). The remaining scales are
+    floored at ``SCALE_FLOOR`` x their median. Example::
+
+        >>> s = fit_standardiser(np.array([[0.0, 1.0], [0.0, 3.0]]))
+        >>> s.n_dead, s(np.array([[5.0, 2.0]])).tolist()
+        (1, [[0.0]])
+    """
+    real = _as2d("real", real)
+    if len(real) < 2:
+        raise ValueError("fit_standardiser needs at least 2 real samples")
+    sd = real.std(0)
+    keep = sd > DEAD_TOL * sd.max() if sd.max() > 0 else np.zeros_like(sd, dtype=bool)
+    if not keep.any():
+        raise ValueError("every feature is constant on the real data: nothing to compare")
+    live = sd[keep]
+    return Standardiser(keep, real[:, keep].mean(0), np.maximum(live, SCALE_FLOOR * np.median(live)))
+
+
+# -- memorisation -------------------------------------------------------------------------
+
+
+def nn_distance(a, b, chunk: int = 4096) -> np.ndarray:
+    """Euclidean distance of each row of ``a`` [n, D] to its nearest row of ``b`` [m, D]."""
+    a, b = _as2d("a", a), _as2d("b", b)
+    _same_width(a, b)
+    best = np.full(len(a), np.inf)
+    for i in range(0, len(b), chunk):  # chunks of b keep memory at n x chunk
+        best = np.minimum(best, _pairwise(a, b[i : i + chunk]).min(1))
+    return best
+
+
+def memorisation(samples, train, test, quantile: float = 0.05, test_to_train=None) -> dict[str, float]:
+    """How close samples lie to the training data, against fresh real data as the baseline.
+
+    With d(x) the distance of x to its nearest train point (pixel space), returns
+    ``nn_train_ratio`` = median d(sample) / median d(test point): 1 for a model whose samples
+    are as close to the train split as unseen real data, -> 0 for one that copies training
+    images, > 1 for samples farther away than real data (poor quality, not copying); and
+    ``copy_fraction`` = the share of samples closer to the train split than the ``quantile``
+    (5 %) of the test points' distances: ``quantile`` for fresh data, -> 1 for a copier.
+    Comparing with the test split's own distances to train (not samples-to-train against
+    samples-to-test) keeps the train split's larger size from biasing the comparison.
+    ``test_to_train`` may pass precomputed d(test points). Example::
+
+        >>> tr = np.eye(4); te = np.eye(4)[:2] * 0.9
+        >>> memorisation(tr[:2], tr, te)["copy_fraction"]
+        1.0
+    """
+    d_test = nn_distance(test, train) if test_to_train is None else np.asarray(test_to_train)
+    d_s = nn_distance(samples, train)
+    base = float(np.median(d_test))
+    return {
+        "nn_train_ratio": float(np.median(d_s) / base) if base > 0 else float("nan"),
+        "copy_fraction": float((d_s < np.quantile(d_test, quantile)).mean()),
+    }
