@@ -40,9 +40,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from harness import data  # noqa: E402
+from harness import data, engine  # noqa: E402
 from harness.collect import collect  # noqa: E402
-from harness import engine  # noqa: E402
 from harness.engine import auto_block_size, pick_device, train_block  # noqa: E402
 from harness.registry import MODELS  # noqa: E402
 

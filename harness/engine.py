@@ -492,7 +492,7 @@ class _Block:
         for start in range(0, test.shape[0], chunk):
             xb = test[start : start + chunk]
             nzs = [self.base.noise("evaluate", xb.shape[0], t.eval_samples, g, dev) for g in g_eval]
-            out = self._per_seed("evaluate", rows, lambda i: (xb, nzs[i]))
+            out = self._per_seed("evaluate", rows, lambda i, xb=xb, nzs=nzs: (xb, nzs[i]))
             for k, v in out.items():
                 totals[k] = totals.get(k, 0) + v.float().sum(1)
         return {k: v / test.shape[0] for k, v in totals.items()}

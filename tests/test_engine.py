@@ -15,8 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness import GenerativeModel, data
-from harness import engine
+from harness import GenerativeModel, data, engine
 from harness.engine import auto_block_size, build_model, pick_device, train_block
 from harness.errors import DeclarationError, HarnessError
 from harness.hypothesis import Training

@@ -55,8 +55,8 @@ def test_two_concurrent_runs_never_train_the_same_cell(project):
     # Create the store and registration first, as `harness run` would, then race two runs.
     first = harness_subprocess("register", "tiny", cwd=project)
     assert first.wait(timeout=120) == 0
-    a = harness_subprocess("run", "tiny", "--block-size", "1", cwd=project)
-    b = harness_subprocess("run", "tiny", "--block-size", "1", cwd=project)
+    a = harness_subprocess("run", "tiny", "--block-size", "1", cwd=project, threads=1)
+    b = harness_subprocess("run", "tiny", "--block-size", "1", cwd=project, threads=1)
     out_a, _ = a.communicate(timeout=300)
     out_b, _ = b.communicate(timeout=300)
     assert a.returncode == 0 and b.returncode == 0, out_a + out_b

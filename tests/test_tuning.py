@@ -14,11 +14,10 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import harness_subprocess, write
 
 from harness import Choice, DeclarationError, Hypothesis, IntUniform, LogUniform, Prediction, Training, Tuning, Uniform
 from harness.hypothesis import TUNING_SEED_BASE
-
-from conftest import harness_subprocess, write
 
 TINY_TRAINING = "Training(steps=12, batch_size=64, eval_samples=2, log_every=6, n_samples=8)"
 

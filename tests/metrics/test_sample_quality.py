@@ -15,8 +15,8 @@ from scipy.spatial.distance import cdist, pdist
 from harness.metrics.sample_quality import fid, kid, mmd2_polynomial, mmd_permutation_test, prdc
 
 torchmetrics = pytest.importorskip("torchmetrics")
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance, poly_mmd
+from torchmetrics.image.fid import FrechetInceptionDistance  # noqa: E402
+from torchmetrics.image.kid import KernelInceptionDistance, poly_mmd  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance`:UserWarning")
 
