@@ -257,19 +257,23 @@ class Store:
         return self._search(exp, f"tags.`{T}kind` = 'run' and tags.`{T}version` = '{version}'")
 
     def start_cell(self, reg: Registration, hyp_id: str, variant, seed: int, params: dict, tags: dict) -> str:
+        key = cell_key(reg.version, variant.level, variant.stratum, seed)
+        return self._start_run("run", reg, hyp_id, variant, seed, key, f"{variant.id} seed={seed}", params, tags)
+
+    def _start_run(self, kind: str, reg: Registration, hyp_id: str, variant, seed: int, key: str, name: str,
+                   params: dict, tags: dict) -> str:
         exp = self.experiment_id(hyp_id)
         all_tags = {
             "mlflow.parentRunId": reg.run_id,
-            f"{T}kind": "run",
+            f"{T}kind": kind,
             f"{T}hypothesis": hyp_id,
             f"{T}version": reg.version,
             f"{T}variant": variant.level,
             f"{T}stratum": variant.stratum,
             f"{T}seed": str(seed),
-            f"{T}key": cell_key(reg.version, variant.level, variant.stratum, seed),
+            f"{T}key": key,
             **{f"{T}{k}": str(v) for k, v in tags.items()},
         }
-        name = f"{variant.id} seed={seed}"
         run = self.client.create_run(exp, run_name=name, tags=all_tags)
         self._log_params(run.info.run_id, params)
         return run.info.run_id
@@ -290,21 +294,9 @@ class Store:
 
     def start_trial(self, reg: Registration, hyp_id: str, variant, trial: int, seed: int, params: dict, tags: dict) -> str:
         """A tuning trial's run for one seed (kind ``trial``: never read as a confirmatory result)."""
-        exp = self.experiment_id(hyp_id)
-        all_tags = {
-            "mlflow.parentRunId": reg.run_id,
-            f"{T}kind": "trial",
-            f"{T}hypothesis": hyp_id,
-            f"{T}version": reg.version,
-            f"{T}variant": variant.level,
-            f"{T}stratum": variant.stratum,
-            f"{T}seed": str(seed),
-            f"{T}key": f"{reg.version}/tune/{variant.level}/{variant.stratum}/{trial}/{seed}",
-            **{f"{T}{k}": str(v) for k, v in tags.items()},
-        }
-        run = self.client.create_run(exp, run_name=f"{variant.id} trial={trial} seed={seed}", tags=all_tags)
-        self._log_params(run.info.run_id, params)
-        return run.info.run_id
+        key = f"{reg.version}/tune/{variant.level}/{variant.stratum}/{trial}/{seed}"
+        return self._start_run("trial", reg, hyp_id, variant, seed, key, f"{variant.id} trial={trial} seed={seed}",
+                               params, tags)
 
     def finish_cell(self, run_id: str, result, png: bytes | None) -> None:
         """Log a SeedResult in batches, then mark the run terminal (last, so a kill before

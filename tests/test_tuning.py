@@ -326,21 +326,20 @@ def test_sigkill_during_tuning_then_rerun_keeps_the_budget_exact(project):
     counts = _optuna_counts(st.root, col.id, reg.version)
     assert {v: c.get("COMPLETE") for v, c in counts.items()} == {"diagonal": 6, "linear_iaf": 6}, counts
     assert all(c.get("RUNNING", 0) == 0 for c in counts.values())
-    trials = st.trial_runs(col.id, reg.version)
-    finished = {}
-    for r in trials:
-        if r.info.status == "FINISHED":
-            key = (r.data.tags["harness.variant"], r.data.tags["harness.trial"])
-            finished[key] = finished.get(key, 0) + 1
+    finished = _finished_per(st.trial_runs(col.id, reg.version), "harness.trial")
     assert all(n == 1 for n in finished.values())  # nothing that had finished was trained again
     assert sum(1 for (v, _t) in finished if v == "diagonal") >= 6
-    cells = st.cell_runs(col.id, reg.version)
-    per_cell = {}
-    for r in cells:
-        if r.info.status == "FINISHED":
-            key = (r.data.tags["harness.variant"], r.data.tags["harness.seed"])
-            per_cell[key] = per_cell.get(key, 0) + 1
+    per_cell = _finished_per(st.cell_runs(col.id, reg.version), "harness.seed")
     assert per_cell == {(v, str(s)): 1 for v in ("diagonal", "linear_iaf") for s in range(3)}
+
+
+def _finished_per(runs, tag: str) -> dict:
+    """(variant, tag value) -> number of FINISHED runs."""
+    import collections
+
+    return dict(collections.Counter(
+        (r.data.tags["harness.variant"], r.data.tags[tag]) for r in runs if r.info.status == "FINISHED"
+    ))
 
 
 def test_expected_best_matches_brute_force():
