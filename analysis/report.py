@@ -80,6 +80,15 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
     units = metric_unit(prediction.metric)
     named = [f"{factor} = {lv}" for lv in levels]  # "beta = 4.0", not a bare "4.0"
     headline = _verdict_sentence(verdict, prediction, named[0], named, units, complete, done, planned)
+    outcome_tag = verdict.outcome if complete else f"{verdict.outcome} (interim)"
+    stop = reg.tags.get("harness.sequential_stop")
+    if isinstance(decl.get("seeds"), dict) and stop is not None:
+        # A sequential design decides at its looks' boundaries (harness.study.run_sequential); the
+        # fixed-design test of the same runs ignores the spending and is shown for reference only.
+        seq = reg.tags.get("harness.verdict.sequential", "inconclusive")
+        complete, outcome_tag = True, seq
+        headline = (f"{seq.upper()} under the pre-registered sequential design (stopped at look {stop}; see "
+                    f"'Sequential looks'). Fixed-design reading of the same runs, for reference only: {headline}")
     runs = st.cell_runs(hypothesis_id, reg.version)
     ended = [r for r in runs if r.info.status in ("FINISHED", "FAILED") and r.info.end_time]
     wall = (max(r.info.end_time for r in ended) - min(r.info.start_time for r in ended)) / 1000 if ended else 0.0
@@ -216,7 +225,7 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
     for name, content in files.items():  # rendered first, in memory: nothing half-written on error
         write_atomic(out_dir / name, content)
     st.log_artifacts(reg.run_id, out_dir, "report")
-    st.set_tag(reg.run_id, "verdict", verdict.outcome if complete else f"{verdict.outcome} (interim)")
+    st.set_tag(reg.run_id, "verdict", outcome_tag)
     st.log_metrics(reg.run_id, _verdict_metrics(verdict))
     _write_index(st, env)
     line = f"{hypothesis_id} v{reg.number}: {headline}"

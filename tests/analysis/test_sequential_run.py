@@ -43,3 +43,7 @@ def test_sequential_study_runs_look_by_look_and_is_never_reopened(project, cli):
     assert "## Sequential looks" in md and f"(stopped: {look['overall']})" in md
     assert 'id="looks"' in html
     assert "## Estimand and assumptions" in md and "Reading: **" in md and 'id="skew"' in html
+    # the headline and the verdict tag are the design's decision, never the fixed-design test's
+    assert f"{look['overall'].upper()} under the pre-registered sequential design (stopped at look {stop}" in rep.output
+    assert "(interim)" not in st.registrations("tiny")[0].tags["harness.verdict"]
+    assert st.registrations("tiny")[0].tags["harness.verdict"] == look["overall"]
