@@ -106,12 +106,14 @@ def section(st, hypothesis_id: str, reg, levels: list[str], png) -> dict | None:
         return None
     direction = decl["prediction"]["direction"]
     trials = load_trials(st, hypothesis_id, reg)
-    best = {}
-    try:
-        path = st.download(reg.run_id, "tuning/best.json", _tmpdir())
-        best = json.loads(path.read_text())
-    except Exception:  # noqa: BLE001  (tuning not finished yet: no best.json)
-        best = {}
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="harness-tuning-") as tmp:
+        try:
+            best = json.loads(st.download(reg.run_id, "tuning/best.json", Path(tmp)).read_text())
+        except Exception:  # noqa: BLE001  (tuning not finished yet: no best.json)
+            best = {}
     rows, warnings, curves = [], [], []
     order = {lv: i for i, lv in enumerate(levels)}
     trials = trials.assign(_o=trials["variant"].map(order)).sort_values(["stratum", "_o", "trial"], kind="stable")
@@ -139,13 +141,6 @@ def section(st, hypothesis_id: str, reg, levels: list[str], png) -> dict | None:
     figure = _curve_plot(curves, decl["prediction"]["metric"], direction, png) if curves else None
     return {"decl": tuning, "rows": rows, "warnings": warnings, "notes": notes, "figure": figure,
             "storage": reg.tags.get("harness.optuna_storage", "")}
-
-
-def _tmpdir():
-    import tempfile
-    from pathlib import Path
-
-    return Path(tempfile.mkdtemp(prefix="harness-tuning-"))
 
 
 def _curve_plot(curves, metric: str, direction: str, png) -> str:

@@ -331,15 +331,11 @@ def _abandon(store, run_ids: list[str], exc: BaseException) -> int:
     why = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-7000:]
     marked = 0
     for rid in run_ids:
-        try:
+        with contextlib.suppress(Exception):  # the tag is a courtesy; the KILLED status is what counts
             store.set_tag(rid, "error", why)
-        except Exception:  # noqa: BLE001
-            pass
-        try:
+        with contextlib.suppress(Exception):  # a full disk may refuse it: the next run marks it under its claim
             store.kill(rid)
             marked += 1
-        except Exception:  # noqa: BLE001
-            pass
     return marked
 
 
