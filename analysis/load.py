@@ -63,7 +63,9 @@ def load(hypothesis_id: str, store: str | None = None, version: str | None = Non
         )
         frame = frame[cols + [c for c in frame.columns if c not in cols]].reset_index(drop=True)
     frame.attrs.update(
-        hypothesis=hypothesis_id, version=reg.version, metric=metric, registration=reg, store=st.uri
+        hypothesis=hypothesis_id, version=reg.version, metric=metric, registration=reg, store=st.uri,
+        # the declared confirmatory seeds start here (Hypothesis.first_seed; absent = 0)
+        first_seed=int(reg.declaration.get("first_seed", 0)),
     )
     return frame
 

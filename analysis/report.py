@@ -256,6 +256,8 @@ def _declaration_rows(decl: dict, factor: str, levels: list[str]) -> list[dict]:
     for k, vs in decl["strata"].items():
         rows.append({"section": "strata", "setting": k, "value": ", ".join(f"{k} = {_py(v)}" for v in vs)})
     rows.append({"section": "seeds", "setting": "seeds per variant", "value": str(decl["seeds"])})
+    if decl.get("first_seed"):  # declared seed range (absent: seeds start at 0)
+        rows.append({"section": "seeds", "setting": "first seed", "value": f"first_seed = {decl['first_seed']}"})
     rows += [{"section": "training", "setting": k, "value": f"{k}={_py(v)}"} for k, v in decl["training"].items()]
     rows += [{"section": "prediction", "setting": k, "value": f"{k}={_py(v)}"} for k, v in decl["prediction"].items()]
     return rows

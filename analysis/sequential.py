@@ -231,9 +231,13 @@ def decide_look(look: int, looks, p_superiority, p_nonsuperiority, *, alpha: flo
 
 
 def analyse_look(frame, prediction, design, look: int, previous: tuple[str, ...] | None = None,
-                 control: str | None = None, seed: int = 0) -> dict:
+                 control: str | None = None, seed: int = 0, first_seed: int | None = None) -> dict:
     """One look of a sequential study: the declared test on the runs of the first n_k seeds,
     the design's boundaries, each comparison's decision and its repeated confidence interval.
+
+    The first n_k seeds are ``first_seed .. first_seed + n_k - 1`` (the declaration's
+    ``Hypothesis.first_seed``); ``None`` takes it from ``frame.attrs["first_seed"]``, which
+    :func:`analysis.load.load` sets from the registered declaration (0 when absent).
 
     ``design`` has ``looks``, ``spending``, ``futility`` (a ``harness.Sequential``). Returns a
     JSON-able dict (what ``harness run`` logs to the parent run, and the report shows).
@@ -249,7 +253,8 @@ def analyse_look(frame, prediction, design, look: int, previous: tuple[str, ...]
     n = looks[look]
     alpha = float(prediction.alpha)
     m_guess = None
-    sub = frame[frame["seed"] < n]
+    first = int(frame.attrs.get("first_seed", 0) if first_seed is None else first_seed)
+    sub = frame[(frame["seed"] >= first) & (frame["seed"] < first + n)]
     # one decide() call at the RCI level: its p-values do not depend on alpha, and its interval
     # at that level IS the repeated confidence interval of this look
     for _ in range(2):  # the RCI level depends on the family size m, known after one call

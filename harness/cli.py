@@ -163,7 +163,8 @@ def check(
     out.print(f"model {', '.join(models)} on {h.dataset}; ablated factor {h.factor!r}: control {h.control!r}, "
               f"treatments {h.levels[1:]}", markup=False)
     out.print(f"strata: {h.strata_ids if h.strata else 'none'}", markup=False)
-    out.print(f"seeds: {h.seeds} per variant; variants: {len(h.variants)}; runs: {h.n_runs}", markup=False)
+    span = f" (seeds {h.first_seed}..{h.first_seed + int(h.seeds) - 1})" if h.first_seed else ""
+    out.print(f"seeds: {h.seeds} per variant{span}; variants: {len(h.variants)}; runs: {h.n_runs}", markup=False)
     out.print(f"training: {h.training}", markup=False)
     for m in models:
         if not can_sample(MODELS[m]):
@@ -184,6 +185,10 @@ def check(
     from harness.sample_metrics import floor_warning
 
     if (warning := floor_warning(h)) is not None:
+        out.print(f"warning: {warning}", style="yellow", markup=False)
+    from harness.seeds import seed_overlap_warning
+
+    if not h.smoke and (warning := seed_overlap_warning(col.id, h, store)) is not None:
         out.print(f"warning: {warning}", style="yellow", markup=False)
     if h.smoke:
         out.print("[yellow]smoke mode: a tiny budget to check the plumbing; not evidence[/]")

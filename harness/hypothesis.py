@@ -394,6 +394,8 @@ class Hypothesis:
     training: Training = field(default_factory=Training)
     tuning: Tuning | None = None  # the pre-registered tuning budget (None: the declared values as they are)
     smoke: bool = False  # a labelled smoke run: tiny budget, never evidence
+    first_seed: int = 0  # confirmatory seeds are first_seed .. first_seed + seeds - 1: start a
+    # confirmatory version past the seeds its pilot used, so the pilot is never in its sample
 
     def __post_init__(self) -> None:
         from harness.registry import DATASETS, MODELS, _load_builtins
@@ -409,6 +411,15 @@ class Hypothesis:
             raise DeclarationError("seeds", self.seeds, "an integer >= 2: a paired test needs at least 2 seeds")
         if self.seeds > MAX_SEEDS:
             raise DeclarationError("seeds", self.seeds, f"at most {MAX_SEEDS:,} seeds per variant", what="too many seeds")
+        if not isinstance(self.first_seed, int) or isinstance(self.first_seed, bool) or self.first_seed < 0:
+            raise DeclarationError("first_seed", self.first_seed, "an integer >= 0: the first confirmatory seed")
+        if self.first_seed + self.seeds > TUNING_SEED_BASE:
+            raise DeclarationError(
+                "first_seed", self.first_seed,
+                f"at most {TUNING_SEED_BASE - self.seeds:,}: the confirmatory seeds first_seed .. first_seed + "
+                f"{self.seeds - 1} must stay below {TUNING_SEED_BASE:,}, where the tuning seeds start",
+                what="seed range overlaps the tuning seeds",
+            )
         if self.dataset not in DATASETS:
             raise DeclarationError("dataset", self.dataset, f"one of {sorted(DATASETS)}", what="unknown dataset")
         if not isinstance(self.ablate, dict) or len(self.ablate) != 1:
@@ -520,6 +531,15 @@ class Hypothesis:
     @property
     def n_runs(self) -> int:
         return len(self._variants) * self.seeds
+
+    def confirmatory_seeds(self, n: int | None = None) -> list[int]:
+        """The declared confirmatory seeds, or their first ``n`` (``--seeds N``, a sequential look).
+
+        Example: ``Hypothesis(..., seeds=20, first_seed=10).confirmatory_seeds(5)`` is
+        ``[10, 11, 12, 13, 14]``.
+        """
+        n = int(self.seeds) if n is None else n
+        return list(range(self.first_seed, self.first_seed + n))
 
     def _expand(self) -> list[Variant]:
         from harness.registry import MODELS
@@ -657,6 +677,8 @@ class Hypothesis:
             "seeds": self.seeds.canonical() if isinstance(self.seeds, Sequential) else self.seeds,
             "training": dataclasses.asdict(self.training),
             "smoke": self.smoke,
+            # left out at 0 (the default), so that files written before it keep their hash
+            **({"first_seed": self.first_seed} if self.first_seed else {}),
             **({"tuning": self.tuning.canonical()} if self.tuning is not None else {}),
         }
 

@@ -189,7 +189,7 @@ def plan(
     jobs, done = [], 0
     for v in hyp.variants if variants is None else variants:
         todo = []
-        for s in range(n_seeds):
+        for s in hyp.confirmatory_seeds(n_seeds):
             runs = status.get((v.level, v.stratum, s), [])
             if any(r.info.status in FINISHED_STATUSES for r in runs):
                 done += 1
