@@ -30,10 +30,14 @@ hypothesis = Hypothesis(
     ablate={ablate},
     prediction=Prediction(metric="{metric}", direction="lower", effect={effect}, alpha=0.05,
                           test="t"),
-    seeds=3,
-    training=Training(steps={steps}, batch_size=64, lr=3e-3, eval_samples=2, log_every=50),
+    seeds={seeds},
+    training=Training(steps={steps}, batch_size={batch_size}, lr={lr}, eval_samples=2, log_every=50),
 )
 '''
+
+
+def _study(**case) -> str:
+    return STUDY.format(**{"seeds": 3, "batch_size": 64, "lr": 3e-3, **case})
 
 CASES = {
     # beta > 1 weighs the KL harder in training: the rate E KL(q || p) falls.
@@ -60,7 +64,7 @@ CASES = {
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_known_answer_is_recovered(name, project, cli):
-    write(project / "hypotheses" / f"{name}.py", STUDY.format(**CASES[name]))
+    write(project / "hypotheses" / f"{name}.py", _study(**CASES[name]))
     store = f"sqlite:///{project / 'mlflow.db'}"
     r = cli("run", name, "--store", store)
     assert r.exit_code == 0, r.output
@@ -73,22 +77,10 @@ def test_known_answer_is_recovered(name, project, cli):
     assert verdict.effect > hyp.prediction.effect
 
 
-LINEAR_AE = '''
-"""Known answer: a linear autoencoder's reconstruction error is PCA's (Baldi & Hornik 1989)."""
-from harness import Hypothesis, Prediction, Training
-
-hypothesis = Hypothesis(
-    claim="A linear autoencoder with an 8-dimensional code reconstructs better than with 4.",
-    source="tests",
-    dataset="digits",
-    model="linear_ae",
-    ablate={"latent_dim": [4, 8]},
-    prediction=Prediction(metric="mse", direction="lower", effect=0.0, test="t"),
-    seeds=2,
-    # full batch (batch_size is capped at the train split's size), as in the model's own test
-    training=Training(steps=1200, batch_size=65536, lr=2e-2, eval_samples=1, log_every=600),
-)
-'''
+# full batch (batch_size is capped at the train split's size), as in the model's own test
+LINEAR_AE = _study(claim="A linear AE with an 8-dimensional code reconstructs better than with 4.",
+                   model="linear_ae", fixed={}, ablate={"latent_dim": [4, 8]}, metric="mse", effect=0.0,
+                   steps=1200, seeds=2, batch_size=65536, lr=2e-2)
 PCA_TOLERANCE = 0.03  # relative: "within a few percent" of closed-form PCA
 
 
