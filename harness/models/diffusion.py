@@ -17,6 +17,14 @@ is a true discrete NLL bound in nats (for continuous data, a density bound in x'
 (T * L_{t-1} at one uniform t per example, plus L_T); ``"hybrid"`` simple + 0.001 * vlb with
 the mean's gradient stopped in the vlb part, which trains a learned variance (Nichol &
 Dhariwal 2021, whose cosine schedule and variance interpolation are used too).
+
+Sampling may take fewer steps than training (``sample_steps`` = K < T; Nichol & Dhariwal 2021,
+sec. 4): the reverse chain visits K of the T timesteps, evenly spaced and always including the
+first and the last, with the step's beta recomputed from the visited abar's,
+beta'_j = 1 - abar_{s_j} / abar_{s_{j-1}}, so the respaced chain has the same marginals
+q(y_s | y0) as the trained one. The denoiser, its training and the bound are those of T
+steps: K changes sampling only, so a K ladder compares few with many denoising steps of ONE
+trained network at identical training compute.
 """
 
 from __future__ import annotations
@@ -52,12 +60,16 @@ class DDPMConfig:
     loss: str = "simple"  # "simple" (epsilon MSE), "vlb" (the bound) or "hybrid"
     variance: str = "beta"  # reverse sigma_t^2: "beta" (beta_t), "posterior" (beta~_t), "learned"
     clip_y0: bool = True  # clip the predicted y0 to [-1, 1] in the reverse mean (bound and sampler)
+    sample_steps: int = 0  # reverse steps when sampling: 0 = all T, else K <= T respaced steps
 
     def __post_init__(self) -> None:
         for name in ("T", "hidden", "depth", "time_dim"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        k = self.sample_steps
+        if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= self.T:
+            raise ValueError(f"sample_steps must be an integer from 0 (all T) to T = {self.T}, got {k!r}")
         for name, choices in (("schedule", SCHEDULES), ("loss", LOSSES), ("variance", VARIANCES)):
             if getattr(self, name) not in choices:
                 raise ValueError(
@@ -81,6 +93,24 @@ def beta_schedule(T: int, kind: str) -> torch.Tensor:
     return betas.clamp(max=0.999)
 
 
+def _chain(abar: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The reverse chain's tables for a decreasing abar_1..abar_K (float64): its betas are
+    1 - abar_k / abar_{k-1}, so a subsequence of a schedule gives its respaced chain."""
+    abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
+    betas = 1 - abar / abar_prev
+    post_var = betas * (1 - abar_prev) / (1 - abar)  # beta~_t; 0 at t = 1
+    # beta~_1 = 0 is replaced by beta~_2 (Nichol & Dhariwal); T = 1 has no beta~_2: a 1e-4 floor.
+    floor = post_var[1] if abar.numel() > 1 else torch.tensor(1e-4, dtype=torch.float64)
+    post_var = torch.cat([floor.reshape(1), post_var[1:]])
+    return {
+        "abar": abar,
+        "log_beta": torch.log(betas),
+        "log_post_var": torch.log(post_var),
+        "coef_y0": abar_prev.sqrt() * betas / (1 - abar),  # posterior mean = coef_y0 y0 + coef_yt y_t
+        "coef_yt": (1 - betas).sqrt() * (1 - abar_prev) / (1 - abar),
+    }
+
+
 @register_model("ddpm")
 class DDPM(GenerativeModel):
     Config = DDPMConfig
@@ -91,38 +121,30 @@ class DDPM(GenerativeModel):
         c = config
         out = self.dim * (2 if c.variance == "learned" else 1)
         self.net = TimeMLP(self.dim, out, c.hidden, c.depth, c.time_dim)
-        betas = beta_schedule(c.T, c.schedule)
-        abar = torch.cumprod(1 - betas, 0)
-        abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
-        post_var = betas * (1 - abar_prev) / (1 - abar)  # beta~_t; 0 at t = 1
-        # beta~_1 = 0 is replaced by beta~_2 (Nichol & Dhariwal); T = 1 has no beta~_2: a 1e-4 floor.
-        floor = post_var[1] if c.T > 1 else torch.tensor(1e-4, dtype=torch.float64)
-        post_var = torch.cat([floor.reshape(1), post_var[1:]])
-        schedule = {
-            "abar": abar,
-            "log_beta": torch.log(betas),
-            "log_post_var": torch.log(post_var),
-            "coef_y0": abar_prev.sqrt()
-            * betas
-            / (1 - abar),  # posterior mean = coef_y0 y0 + coef_yt y_t
-            "coef_yt": (1 - betas).sqrt() * (1 - abar_prev) / (1 - abar),
-        }
-        for name, value in schedule.items():
+        abar = torch.cumprod(1 - beta_schedule(c.T, c.schedule), 0)
+        # The sampler's chain: every step, or K respaced ones (its tables are prefixed "s_").
+        k = c.sample_steps or c.T
+        visited = torch.linspace(0, c.T - 1, k, dtype=torch.float64).round().long() if k < c.T else torch.arange(c.T)
+        tables = {**_chain(abar), **{f"s_{n}": v for n, v in _chain(abar[visited]).items()}}
+        tables["s_t"] = visited.double()
+        for name, value in tables.items():
             self.register_buffer(name, value.float(), persistent=False)
 
     # -- pieces -----------------------------------------------------------------------------
-    def _reverse(self, y_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predicted noise and log sigma_t^2 of p(y_{t-1} | y_t); t is 0-based, shaped like y_t[..., 0]."""
+    def _reverse(self, y_t: torch.Tensor, t: torch.Tensor, j: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predicted noise and log sigma_t^2 of p(y_{t-1} | y_t); t is 0-based, shaped like y_t[..., 0].
+        ``j``: the step's index in the sampler's respaced chain (its own variances), else None."""
         out = self.net(y_t, (t + 1) / self.config.T)
         eps_hat = out[..., : self.dim]
+        log_beta, log_post_var = ((self.log_beta[t], self.log_post_var[t]) if j is None
+                                  else (self.s_log_beta[j], self.s_log_post_var[j]))
         if self.config.variance == "learned":  # interpolate between the two fixed choices
             frac = torch.sigmoid(out[..., self.dim :])
-            log_var = frac * self.log_beta[t].unsqueeze(-1) + (1 - frac) * self.log_post_var[
-                t
-            ].unsqueeze(-1)
+            log_var = frac * log_beta.unsqueeze(-1) + (1 - frac) * log_post_var.unsqueeze(-1)
         else:
-            table = self.log_beta if self.config.variance == "beta" else self.log_post_var
-            log_var = table[t].unsqueeze(-1).expand_as(y_t)
+            table = log_beta if self.config.variance == "beta" else log_post_var
+            log_var = table.unsqueeze(-1).expand_as(y_t)
         return eps_hat, log_var
 
     def _y0_hat(self, y_t: torch.Tensor, t: torch.Tensor, eps_hat: torch.Tensor) -> torch.Tensor:
@@ -173,7 +195,7 @@ class DDPM(GenerativeModel):
             return {"eps": torch.randn(T, n, D, generator=generator, device=device)}
         return {
             "y_T": torch.randn(n, D, generator=generator, device=device),
-            "z": torch.randn(T, n, D, generator=generator, device=device),
+            "z": torch.randn(self.config.sample_steps or T, n, D, generator=generator, device=device),
         }
 
     def loss(self, x, noise):
@@ -212,10 +234,12 @@ class DDPM(GenerativeModel):
 
     def sample(self, noise):
         y = noise["y_T"]
-        for i in reversed(range(self.config.T)):
-            t = torch.full(y.shape[:-1], i, dtype=torch.long, device=y.device)
-            eps_hat, log_var = self._reverse(y, t)
-            y = self._posterior_mean(self._y0_hat(y, t, eps_hat), y, t)
+        for i in reversed(range(self.s_t.numel())):  # the sampler's chain: all T steps, or K respaced
+            j = torch.full(y.shape[:-1], i, dtype=torch.long, device=y.device)
+            t = self.s_t[j].long()  # the timestep the denoiser was trained at
+            eps_hat, log_var = self._reverse(y, t, j)
+            y0_hat = self._y0_hat(y, t, eps_hat)
+            y = self.s_coef_y0[j].unsqueeze(-1) * y0_hat + self.s_coef_yt[j].unsqueeze(-1) * y
             if i > 0:
                 y = y + torch.exp(0.5 * log_var) * noise["z"][i]
         x = ((y + 1) / 2).clamp(0, 1)

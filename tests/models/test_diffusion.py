@@ -105,3 +105,34 @@ def test_continuous_data_gives_a_density_bound():
     with torch.no_grad():
         m = model.evaluate(x, noise_for(model, "evaluate", 7, 1))
     assert torch.isfinite(m["nll_bound"]).all()
+
+
+def test_respaced_sampling_keeps_the_marginals_and_all_steps_is_the_full_chain(digits):
+    cfg = DDPM.Config(T=40, variance="learned", **SMALL)
+    torch.manual_seed(0)
+    full = DDPM(cfg, digits.shape, digits.levels)
+    same = DDPM(DDPM.Config(T=40, variance="learned", sample_steps=40, **SMALL), digits.shape, digits.levels)
+    few = DDPM(DDPM.Config(T=40, variance="learned", sample_steps=5, **SMALL), digits.shape, digits.levels)
+    same.load_state_dict(full.state_dict())
+    few.load_state_dict(full.state_dict())
+    # K = T is the trained chain itself, bit for bit; K < T visits 5 of its timesteps, first and
+    # last included, and its chain's abar's are the trained schedule's at those timesteps.
+    assert torch.equal(full.s_coef_y0, full.coef_y0) and torch.allclose(full.s_log_beta, full.log_beta)
+    assert few.s_t.long().tolist() == [0, 10, 20, 29, 39]
+    assert torch.allclose(few.s_abar, full.abar[few.s_t.long()])
+    assert torch.allclose(torch.cumprod(1 - few.s_log_beta.double().exp(), 0).float(), few.s_abar, rtol=1e-4)
+    with torch.no_grad():
+        noise = noise_for(full, "sample", 6, 1)
+        assert torch.equal(full.sample(noise), same.sample(noise))
+        x = few.sample(noise_for(few, "sample", 6, 1))
+    assert noise["z"].shape[0] == 40 and x.shape == (6, 64) and ((x >= 0) & (x <= 1)).all()
+    # Sampling steps change sampling only: the bound is the trained chain's.
+    with torch.no_grad():
+        ev = noise_for(full, "evaluate", 10, 1)
+        assert torch.equal(full.evaluate(digits.test[:10], ev)["nll_bound"], few.evaluate(digits.test[:10], ev)["nll_bound"])
+
+
+@pytest.mark.parametrize("k", [-1, 41, True, 2.0])
+def test_sample_steps_must_be_between_zero_and_T(k):
+    with pytest.raises(ValueError, match="sample_steps"):
+        DDPM.Config(T=40, sample_steps=k)
