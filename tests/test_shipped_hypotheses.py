@@ -14,7 +14,7 @@ SHIPPED = sorted(p.stem for p in (ROOT / "hypotheses").glob("*.py") if not p.nam
 
 def test_there_are_worked_hypotheses_for_every_seed_claim():
     assert {"iaf_tightens_bound", "predictive_coding_samples", "kl_bounds_information",
-            "iterative_denoising", "autoencoder_is_pca"} <= set(SHIPPED)
+            "iterative_denoising", "autoencoder_is_pca", "diffusion_beats_vae"} <= set(SHIPPED)
 
 
 @pytest.mark.parametrize("name", SHIPPED)

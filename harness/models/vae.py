@@ -8,6 +8,10 @@ full-covariance Gaussian N(L mu, L diag(sigma^2) L^T).
 The likelihood is exact for discrete data: a categorical over the dataset's intensity levels
 per pixel (digits: 17), or Bernoulli for binarized data, so the NLL is a true discrete NLL in
 nats and needs no dequantisation correction.
+
+Samples decode z ~ N(0, I) to the likelihood's mean (``sample="mean"``, the usual VAE figure),
+or draw x ~ p(x | z) itself (``sample="draw"``, by the inverse CDF of one uniform per pixel):
+a mean is blurred by construction, a draw carries the likelihood's pixel noise.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from harness.registry import register_model
 
 POSTERIORS = ("diagonal", "linear_iaf")
 LIKELIHOODS = ("categorical", "bernoulli")
+SAMPLES = ("mean", "draw")
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,11 @@ class VAEConfig:
     posterior: str = "diagonal"  # "diagonal" Gaussian or "linear_iaf" (full covariance)
     likelihood: str = "categorical"  # "categorical" over the data's levels, or "bernoulli"
     min_log_sigma: float = -6.0  # floor on the encoder's log sigma: keeps early training finite
+    sample: str = "mean"  # what sample() returns: the decoder's "mean", or a "draw" from p(x | z)
 
     def __post_init__(self) -> None:
+        if self.sample not in SAMPLES:
+            raise ValueError(f"sample must be one of {list(SAMPLES)}, got {self.sample!r}")
         if self.posterior not in POSTERIORS:
             raise ValueError(f"posterior must be one of {list(POSTERIORS)}, got {self.posterior!r}")
         if self.likelihood not in LIKELIHOODS:
@@ -105,7 +113,10 @@ class VAE(GenerativeModel):
     def noise(self, method, n, k, generator, device):
         d = self.config.latent_dim
         if method == "sample":
-            return {"z": torch.randn(n, d, generator=generator, device=device)}
+            z = {"z": torch.randn(n, d, generator=generator, device=device)}
+            if self.config.sample == "draw":  # one uniform per pixel: the draw's inverse CDF
+                z["u"] = torch.rand(n, self.dim, generator=generator, device=device)
+            return z
         kk = 1 if method == "loss" else k
         return {"eps": torch.randn(kk, n, d, generator=generator, device=device)}
 
@@ -128,6 +139,13 @@ class VAE(GenerativeModel):
 
     def sample(self, noise):
         out = self.decoder(noise["z"])
+        draw = self.config.sample == "draw"
         if self.config.likelihood == "categorical":
-            return categorical_mean(out.view(*out.shape[:-1], self.dim, self.levels), self.levels)
-        return torch.sigmoid(out)
+            logits = out.view(*out.shape[:-1], self.dim, self.levels)
+            if not draw:
+                return categorical_mean(logits, self.levels)
+            cdf = torch.softmax(logits, -1).cumsum(-1)
+            level = (cdf < noise["u"].unsqueeze(-1)).sum(-1).clamp(max=self.levels - 1)
+            return level.to(out.dtype) / (self.levels - 1)
+        p = torch.sigmoid(out)
+        return (noise["u"] < p).to(out.dtype) if draw else p
