@@ -2,26 +2,54 @@
 
 The noisy-channel reading of the VAE (Hoffman & Johnson 2016; Alemi et al. 2018): the rate
 R = E KL(q(z|x) || p(z)) upper-bounds I(x; z), while an autoencoder's code carries as much
-information as its precision allows. To compare like with like, the AE is evaluated through a
-matched Gaussian channel z + sigma n (see harness/models/autoencoder.py for the bound used).
-Treatments: the VAE and a beta-VAE (beta = 4), each against the plain AE (control).
+information as its precision allows. A deterministic code has no rate of its own, so the AE is
+read through a Gaussian channel z + sigma n.
 
-Smallest effect of interest: 5 nats per image. The rates here are tens of nats; 5 nats (about
-7 bits) is the information of roughly one extra digit class label and a stroke or two: smaller
-differences would not change how one reads the bottleneck.
+What changed, and why. The previous version fixed sigma = 0.1. That constant, not the AE, set
+the AE's rate: rescaling the codes by 0.1x or 10x (with the decoder) left every reconstruction
+identical but moved the rate 39.7 -> 21.3 / 58.1 nats, and sigma 0.01 -> 3 moved it 58 -> 13
+nats. Its beta-VAE arm (beta = 4) collapsed by design (rate 0.001-0.002 nats in a probe), which
+made that comparison trivial, and the arms sat at different distortions (AE 151 nats, VAE 92).
+This version:
+
+* reads the AE through ``matched_ae`` (harness/models/matched_ae.py): its channel is SOLVED to a
+  declared distortion, so the rate is the information the code needs to reconstruct that well,
+  invariant under rescaling the code (tests/models/test_matched_ae.py: the fixed channel moves
+  16.2 -> 8.2 / 1059.5 nats under 0.1x / 10x, the matched one stays at 1.705 to the digit);
+* drops the collapsed beta-VAE arm: the VAE (beta = 1) is the treatment, the AE the control;
+* reports distortion beside rate (both models log ``distortion``; the AE also its solved
+  ``channel_sigma`` and ``clean_distortion``).
+
+The operating point. The AE's clean test distortion is ~151 nats (its categorical decoder is
+over-confident on test digits; the VAE's, through its own noisy code, is ~92), so the VAE's
+distortion is out of the AE's reach and an exactly matched comparison does not exist. The AE is
+read at 160 nats instead: the smallest round number above every probe AE's clean distortion.
+That gives the AE a LOOSER distortion than the VAE's, and an AE's rate only falls as its
+distortion target loosens, so the comparison leans against the claim: if the VAE still needs
+less rate at a tighter distortion, it dominates the AE on the rate-distortion plane.
+
+Fairness. Neither arm can win by construction: the same encoder/decoder widths (hidden 128,
+8 latent dimensions, categorical likelihood), data, steps and lr; the AE's channel is fitted to
+its own codes, not chosen. The probe that set the operating point (seeds 0..1, this budget):
+AE rate at 160 nats 16.7-17.7 nats, VAE rate 7.3-8.9 nats at 92-93 nats. Smallest effect of
+interest: 5 nats per image (about 7 bits: the information of one extra digit class label and a
+stroke or two). Refuted if the VAE's rate is shown to be less than 5 nats below the AE's at the
+AE's looser distortion. Seeds 12..23 (``first_seed=12``): past the previous version's 0..11 and
+the probes' 0..1.
 """
 
 from harness import Hypothesis, Prediction, Training
 
 hypothesis = Hypothesis(
     claim="A VAE's KL term holds the information through its bottleneck below what a plain "
-    "autoencoder passes through a matched noisy channel.",
+    "autoencoder's code needs through a noisy channel solved to a looser distortion.",
     source="Hoffman & Johnson 2016 (ELBO surgery); Alemi et al. 2018 (Fixing a Broken ELBO)",
     dataset="digits",
-    model="ae",
-    fixed={"latent_dim": 8, "hidden": 128, "likelihood": "categorical"},
-    ablate={"model": ["ae", "vae", "beta_vae"]},
+    model="matched_ae",
+    fixed={"latent_dim": 8, "hidden": 128, "likelihood": "categorical", "target_distortion": 160.0},
+    ablate={"model": ["matched_ae", "vae"]},
     prediction=Prediction(metric="rate", direction="lower", effect=5.0, alpha=0.05),
     seeds=12,
+    first_seed=12,  # past the previous version's seeds 0..11 and the probes' 0..1
     training=Training(steps=3000, batch_size=128, lr=1e-3, eval_samples=50),
 )

@@ -6,6 +6,7 @@ from harness.models.diffusion import DDPM
 from harness.models.discrete_diffusion import MultinomialDiffusion
 from harness.models.hierarchical import HierarchicalVAE, ResidualPixelVAE
 from harness.models.iaf import IAFVAE, BetaVAE
+from harness.models.matched_ae import MatchedChannelAE
 from harness.models.vae import VAE
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "GenerativeModel",
     "HierarchicalVAE",
     "LinearAE",
+    "MatchedChannelAE",
     "MultinomialDiffusion",
     "ResidualPixelVAE",
     "SparseAutoencoder",
