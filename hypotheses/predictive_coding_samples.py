@@ -6,14 +6,30 @@ progressive coding. Reading 1 (the ablated factor): NVAE's residual-normal poste
 q(z_l | .) = N(mu_p + dmu, (sigma_p * dsigma)^2), against a free posterior. Reading 2 (a
 stratum): residual pixel coding, where each level encodes what the levels above failed to
 predict (x_hat_l = x_hat_(l-1) + g_l(z_<=l)), against ordinary latent coding. The claim is
-about samples, so the primary metric is KID on the local classifier's features; the claim also
-says NLL stays about equal, which the report's secondary metrics show but this file does not test.
+about samples, so the primary metric is FID on the local classifier's features (the verdict
+metric of docs/metrics.md; the previous version predicted KID by 0.02, inside KID's noise).
 
-Smallest effect of interest: 0.02 in KID (polynomial-kernel MMD^2 on the digits classifier's
-features, standardised by the test split's mean and std; see harness/sample_metrics.py). Real
-training images scored against the real test split give KID between -0.012 and 0.003 (three
-draws of 300 images, 50 subsets of 100): a difference below about twice that floor is not one
-a sample grid could show.
+What this version fixes, and what it measured. Smallest effect of interest: 1.5 FID, above
+FID's noise floor on digits (1.44: 2 sqrt(2) x the std across sample draws), so ``harness
+check`` does not warn. Posterior collapse: the review found 3-4 nats over 16 latent dimensions
+after 2000 steps; at this file's 4000 steps a probe (seeds 0..1, latent coding) gave 5.6-6.4
+nats, 2.3-3.3 per level, so no level is collapsed; the per-level rates (``rate_l1``,
+``rate_l2``) are logged for every run and the report shows them beside FID. Free bits
+(``free_bits=4``, Kingma et al. 2016) raised the rate to 8-10 nats but worsened the test
+IWAE NLL by ~25 nats and did not lower FID, so it is not used. Samples: decoder means (the
+model's default), for both arms. Draws from the likelihood (``sample="draw"``) are the fairer
+picture of a sampler, but in that probe both posteriors' draws scored FID 1.5-2.6 against ~1.1
+for real digits, so at most ~1 FID separates either arm from the data: an improvement above the
+noise floor could not exist, and the study would be refuted by the metric's ceiling, not by the
+claim. Means leave the headroom (a mean is blurred, which costs both arms alike).
+
+Fairness. Neither arm can win by construction: the same top-down network, widths, latent
+sizes, data, steps, lr and decoding for both posteriors; the residual posterior changes only
+how q is parametrised relative to the prior. The claim's second half, "NLL stays about
+equal", is NOT tested here (one prediction per file): read ``iwae_nll`` in the report's
+secondary table, and register a second file predicting it (an equivalence margin) to test it.
+Refuted if the residual posterior's FID improvement is shown to be below 1.5 in a stratum.
+Seeds 16..31 (``first_seed=16``): past the previous version's 0..15 and the probe's 0..1.
 """
 
 from harness import Hypothesis, Prediction, Training
@@ -27,7 +43,8 @@ hypothesis = Hypothesis(
     fixed={"levels_z": 2, "latent_dim": 8, "hidden": 128},
     ablate={"posterior": ["free", "residual"]},
     strata={"coding": ["latent", "pixel"]},
-    prediction=Prediction(metric="kid", direction="lower", effect=0.02, alpha=0.05),
+    prediction=Prediction(metric="fid", direction="lower", effect=1.5, alpha=0.05),
     seeds=16,
+    first_seed=16,  # past the previous version's seeds 0..15 and the probe's 0..1
     training=Training(steps=4000, batch_size=128, lr=1e-3, eval_samples=100, sample_metrics=True),
 )

@@ -18,6 +18,13 @@ Per-level KLs are closed form given the upper levels' sample (training loss and 
 neg_elbo and IWAE bound use the Monte Carlo log weights of the same samples, so
 iwae_nll <= neg_elbo holds exactly on every example. rate_l1 is the top level; metrics name
 four levels, and a level the model does not have reports 0 nats (it carries no information).
+
+Two training/sampling switches, off by default: ``free_bits`` = lambda > 0 trains on
+sum_l max(KL_l, lambda) with KL_l the minibatch mean of level l's KL (Kingma et al. 2016's free
+bits, one group per level), so no level is pushed below lambda nats and collapses; the metrics
+and the reported bound are the true ones. ``sample="draw"`` returns draws from p(x | z) (one
+uniform per pixel, inverse CDF; categorical and bernoulli likelihoods) instead of its mean,
+which is blurred by construction.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from torch import nn
 
 from harness.models._util import (
     bits_per_dim,
+    categorical_from_uniform,
     check_likelihood,
     diag_normal_kl,
     likelihood_logp,
@@ -57,8 +65,16 @@ class HVAEConfig:
     coding: str = "latent"  # "latent": encoder sees x; "pixel": residual pixel coding
     likelihood: str = "categorical"  # categorical | bernoulli | discretized_gaussian | gaussian
     min_log_sigma: float = -6.0  # floor on every log sigma (prior, posterior, dsigma)
+    free_bits: float = 0.0  # training only: each level's batch-mean KL counts as >= this (nats)
+    sample: str = "mean"  # what sample() returns: the likelihood's "mean", or a "draw" from it
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.free_bits, (int, float)) and 0 <= self.free_bits < math.inf):
+            raise ValueError(f"free_bits must be a number of nats >= 0, got {self.free_bits!r}")
+        if self.sample not in ("mean", "draw"):
+            raise ValueError(f"sample must be one of ['mean', 'draw'], got {self.sample!r}")
+        if self.sample == "draw" and self.likelihood not in ("categorical", "bernoulli"):
+            raise ValueError(f"sample='draw' needs a categorical or bernoulli likelihood, got {self.likelihood!r}")
         if not isinstance(self.levels_z, int) or not 1 <= self.levels_z <= MAX_LEVELS:
             raise ValueError(
                 f"levels_z must be an integer in 1..{MAX_LEVELS}, got {self.levels_z!r}"
@@ -150,7 +166,10 @@ class HierarchicalVAE(GenerativeModel):
     def noise(self, method, n, k, generator, device):
         L, d = self.config.levels_z, self.config.latent_dim
         if method == "sample":
-            return {"z": torch.randn(L, n, d, generator=generator, device=device)}
+            z = {"z": torch.randn(L, n, d, generator=generator, device=device)}
+            if self.config.sample == "draw":  # one uniform per pixel: the draw's inverse CDF
+                z["u"] = torch.rand(n, self.dim, generator=generator, device=device)
+            return z
         return {
             "eps": torch.randn(
                 L, 1 if method == "loss" else k, n, d, generator=generator, device=device
@@ -159,9 +178,11 @@ class HierarchicalVAE(GenerativeModel):
 
     def loss(self, x, noise):
         log_lik, _, kls = self._terms(x, noise["eps"])
-        rate = kls.sum(0).mean()
+        per_level = kls.mean((1, 2))  # [L] batch-mean KL of each level
+        rate = per_level.sum()
         neg_elbo = rate - log_lik.mean()  # closed-form KLs: lower-variance gradients
-        return neg_elbo, {"neg_elbo": neg_elbo, "rate": rate, "distortion": -log_lik.mean()}
+        objective = per_level.clamp(min=self.config.free_bits).sum() - log_lik.mean()
+        return objective, {"neg_elbo": neg_elbo, "rate": rate, "distortion": -log_lik.mean()}
 
     def evaluate(self, x, noise):
         log_lik, log_ratio, kls = self._terms(x, noise["eps"])
@@ -188,7 +209,13 @@ class HierarchicalVAE(GenerativeModel):
         for level in range(self.config.levels_z):
             mu_p, ls_p = self._prior(level, s)
             s, out = self._step(level, s, mu_p + torch.exp(ls_p) * eps[level], out)
-        return self._mean(self._output(s, out))
+        out = self._output(s, out)
+        if self.config.sample == "mean":
+            return self._mean(out)
+        if self.config.likelihood == "bernoulli":
+            return (noise["u"] < torch.sigmoid(out)).to(out.dtype)
+        level = categorical_from_uniform(out.unflatten(-1, (self.dim, self.levels)), noise["u"])
+        return level.to(out.dtype) / (self.levels - 1)
 
 
 @dataclass(frozen=True)

@@ -107,3 +107,31 @@ def test_pixel_coding_encoder_sees_the_residual(digits):
         model.heads[0][-1].bias.add_(torch.randn(model.heads[0][-1].bias.shape))  # level 1 only
         after = model.evaluate(x, nz)["rate_l2"]
     assert not torch.allclose(before, after)
+
+
+def test_free_bits_hold_each_level_in_training_but_not_in_the_metrics(digits):
+    x = digits.train[:64]
+    torch.manual_seed(0)
+    plain = HierarchicalVAE(HierarchicalVAE.Config(levels_z=2, **SMALL), digits.shape, digits.levels)
+    held = HierarchicalVAE(HierarchicalVAE.Config(levels_z=2, free_bits=50.0, **SMALL), digits.shape, digits.levels)
+    held.load_state_dict(plain.state_dict())
+    noise = noise_for(plain, "loss", 64, 1)
+    (obj_p, logs_p), (obj_h, logs_h) = plain.loss(x, noise), held.loss(x, noise)
+    assert logs_h["rate"] == logs_p["rate"] and logs_p["rate"] < 100.0  # the true KL is logged
+    # at init every level's KL is below 50 nats: the objective counts 50 for each of the 2
+    assert obj_h.item() == pytest.approx(logs_h["distortion"].item() + 2 * 50.0, rel=1e-6)
+    assert obj_p.item() == pytest.approx(logs_p["neg_elbo"].item(), rel=1e-6)
+
+
+def test_draws_are_on_the_level_grid_and_train_in_a_block(digits):
+    cfg = HierarchicalVAE.Config(levels_z=2, sample="draw", **SMALL)
+    train_two_seeds(HierarchicalVAE, cfg, digits)
+    model = HierarchicalVAE(cfg, digits.shape, digits.levels)
+    with torch.no_grad():
+        x = model.sample(noise_for(model, "sample", 20, 1))
+    grid = x * (digits.levels - 1)
+    assert torch.allclose(grid, grid.round()) and 0 <= x.min() and x.max() <= 1
+    with pytest.raises(ValueError, match="draw"):
+        HierarchicalVAE.Config(sample="draw", likelihood="gaussian")
+    with pytest.raises(ValueError, match="free_bits"):
+        HierarchicalVAE.Config(free_bits=-1.0)
