@@ -28,13 +28,23 @@ That gives the AE a LOOSER distortion than the VAE's, and an AE's rate only fall
 distortion target loosens, so the comparison leans against the claim: if the VAE still needs
 less rate at a tighter distortion, it dominates the AE on the rate-distortion plane.
 
+Version history. The first version of this design (eval_samples = 50, seeds 12..23, run here
+at its registered budget, docs/findings.md) came out "supported, possibly negligible" (VAE rate
+lower by 9.06 nats, 90% CI [3.61, 14.91]) but with a flaw: the engine evaluates in chunks of
+the test split (``harness.engine.eval_chunk``) and matched_ae solves sigma per chunk, so where
+a chunk's clean distortion was above 160 nats its target was out of reach; for 2 of 12 seeds
+the AE's distortion ended at 162.4 / 164.0 instead of 160 with rates 39.7 / 41.7 nats against
+11-19 for the others, inflating the control's rate in the claim's favour. This version sets
+eval_samples = 12, so that the whole 300-image test split is one chunk (12 x 300 x 1088
+decoder outputs <= 2^22) and sigma is solved on the split, and starts at new seeds.
+
 Fairness. Neither arm can win by construction: the same encoder/decoder widths (hidden 128,
 8 latent dimensions, categorical likelihood), data, steps and lr; the AE's channel is fitted to
 its own codes, not chosen. The probe that set the operating point (seeds 0..1, this budget):
 AE rate at 160 nats 16.7-17.7 nats, VAE rate 7.3-8.9 nats at 92-93 nats. Smallest effect of
 interest: 5 nats per image (about 7 bits: the information of one extra digit class label and a
 stroke or two). Refuted if the VAE's rate is shown to be less than 5 nats below the AE's at the
-AE's looser distortion. Seeds 12..23 (``first_seed=12``): past the previous version's 0..11 and
+AE's looser distortion. Seeds 24..35 (``first_seed=24``): past the earlier versions' 0..23 and
 the probes' 0..1.
 """
 
@@ -50,6 +60,8 @@ hypothesis = Hypothesis(
     ablate={"model": ["matched_ae", "vae"]},
     prediction=Prediction(metric="rate", direction="lower", effect=5.0, alpha=0.05),
     seeds=12,
-    first_seed=12,  # past the previous version's seeds 0..11 and the probes' 0..1
-    training=Training(steps=3000, batch_size=128, lr=1e-3, eval_samples=50),
+    first_seed=24,  # past the earlier versions' seeds 0..23 and the probes' 0..1
+    # eval_samples 12: the whole test split is one evaluation chunk, so the AE's channel is
+    # solved on the split (see "Version history")
+    training=Training(steps=3000, batch_size=128, lr=1e-3, eval_samples=12),
 )

@@ -19,6 +19,12 @@ and the two rates are compared at matched distortion; ``distortion`` is reported
 rate (it equals the target up to the bisection's resolution unless the target is out of reach:
 below the clean distortion, sigma hits its floor and the rate its ceiling).
 
+The engine evaluates in chunks of the test split (``harness.engine.eval_chunk``: about 2^22
+numbers per chunk, eval_samples x examples x decoder outputs), and sigma is solved per chunk;
+a chunk whose clean distortion is above the target cannot reach it (sigma at its floor, the
+rate at its ceiling). To solve on the whole split keep it one chunk (digits with a categorical
+likelihood: eval_samples <= 12).
+
 Training is the plain AE's (clean codes, no channel); the metrics add ``channel_sigma`` (the
 solved sigma, in code units).
 """
