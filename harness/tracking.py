@@ -30,9 +30,11 @@ T = "harness."  # tag prefix
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-# MLflow's HTTP defaults (7 retries, exponential backoff, 120 s timeout) make an unreachable
-# tracking server take minutes to fail; a user who wants them back sets the variables.
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+# MLflow's HTTP defaults (7 retries, exponential backoff, 120 s timeout) would make an
+# unreachable tracking server take minutes to fail; a user who wants them sets the variables.
+# A TCP probe (PROBE_SECONDS) answers "is it there at all" before anything else; after that, a
+# server restarting mid-study is retried with backoff (2, 4, 8, 16, 32 s: about a minute).
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "6")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 PROBE_SECONDS = 5.0  # a TCP connect to the tracking server before anything else
@@ -71,12 +73,25 @@ class Registration:
     tags: dict
 
 
+@dataclass(frozen=True)
+class CellRun:
+    """One child run, as planning needs it (:meth:`Store.cell_index`)."""
+
+    run_id: str
+    status: str
+    variant: str
+    stratum: str
+    seed: int
+
+
 class Store:
     """A tracking store at ``uri`` (see :func:`resolve_uri`)."""
 
-    def __init__(self, store: str | None = None, *, create: bool = True):
+    def __init__(self, store: str | None = None, *, create: bool = True, root: Path | None = None):
         self.uri = resolve_uri(store)
-        self.root = local_root(self.uri)
+        # ``root``: where a worker started elsewhere (a Ray task's own cwd) keeps the caches of
+        # the driver's store; it never changes what is read or written in the store itself.
+        self.root = Path(root) if root is not None else local_root(self.uri)
         # How the user named the store, for messages.
         given = (f"--store {store}" if store else f"${ENV_STORE}={os.environ[ENV_STORE]}" if os.environ.get(ENV_STORE)
                  else "the default store runs/")
@@ -167,6 +182,15 @@ class Store:
             SqlAlchemyStore._engine_map.pop(uri, None)
 
     @property
+    def is_server(self) -> bool:
+        return self.uri.startswith(("http://", "https://"))
+
+    @property
+    def shared(self) -> bool:
+        """A store several hosts may write (a server or a database server), unlike a sqlite file."""
+        return not self.uri.startswith("sqlite:")
+
+    @property
     def artifact_root(self) -> str:
         return (self.root / "artifacts").resolve().as_uri()
 
@@ -177,8 +201,11 @@ class Store:
             return exp.experiment_id
         if not create:
             return None
+        # A tracking server keeps the artifacts (its --artifacts-destination, served to every
+        # host); a database store puts them under the store root, which hosts must share.
+        where = None if self.is_server else f"{self.artifact_root}/{hyp_id}"
         try:
-            return self.client.create_experiment(hyp_id, artifact_location=f"{self.artifact_root}/{hyp_id}")
+            return self.client.create_experiment(hyp_id, artifact_location=where)
         except Exception:  # noqa: BLE001  (MlflowException: created concurrently)
             return self.client.get_experiment_by_name(hyp_id).experiment_id
 
@@ -255,6 +282,32 @@ class Store:
         if exp is None:
             return []
         return self._search(exp, f"tags.`{T}kind` = 'run' and tags.`{T}version` = '{version}'")
+
+    def cell_index(self, hyp_id: str, version: str) -> list[CellRun]:
+        """Every child run of one version as (run_id, status, variant, stratum, seed): the tags that
+        identify a cell and nothing else. On a database store one SQL query over ``runs`` and
+        ``tags`` (the tags' primary key (key, run_uuid) serves each join); a tracking server
+        offers no such projection, so there it is a paginated ``search_runs``."""
+        exp = self.experiment_id(hyp_id, create=False)
+        if exp is None:
+            return []
+        engine = getattr(getattr(getattr(self.client, "_tracking_client", None), "store", None), "engine", None)
+        if engine is None:
+            return [CellRun(r.info.run_id, r.info.status, r.data.tags[f"{T}variant"], r.data.tags[f"{T}stratum"],
+                            int(r.data.tags[f"{T}seed"])) for r in self.cell_runs(hyp_id, version)]
+        import sqlalchemy as sa
+
+        def tag(alias: str, key: str) -> str:
+            return f"JOIN tags {alias} ON {alias}.run_uuid = r.run_uuid AND {alias}.key = '{T}{key}'"
+
+        sql = sa.text(
+            "SELECT r.run_uuid, r.status, v.value, st.value, sd.value FROM runs r "
+            f"{tag('k', 'kind')} {tag('ver', 'version')} {tag('v', 'variant')} {tag('st', 'stratum')} {tag('sd', 'seed')} "
+            "WHERE r.experiment_id = :exp AND r.lifecycle_stage = 'active' AND k.value = 'run' AND ver.value = :ver"
+        )
+        with engine.connect() as con:
+            rows = con.execute(sql, {"exp": int(exp), "ver": version}).fetchall()
+        return [CellRun(rid, status, level, stratum, int(seed)) for rid, status, level, stratum, seed in rows]
 
     def start_cell(self, reg: Registration, hyp_id: str, variant, seed: int, params: dict, tags: dict) -> str:
         key = cell_key(reg.version, variant.level, variant.stratum, seed)

@@ -23,14 +23,10 @@ a result, COMPLETE with the worst value (+inf when minimising), flagged ``diverg
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
-import hashlib
 import json
 import math
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +58,15 @@ def storage(url: str | None, root: Path):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if url and "://" in url:
+        kwargs = {}
+        if url.startswith(("postgresql", "postgres://")):
+            # Its own schema: Optuna's tables (and its alembic_version) must not meet MLflow's
+            # when both share one database, as they do with --store postgresql://.
+            url = url.replace("postgres://", "postgresql://", 1)
+            _create_schema(url, PG_SCHEMA)
+            kwargs = {"engine_kwargs": {"connect_args": {"options": f"-csearch_path={PG_SCHEMA}"}, "pool_pre_ping": True}}
         try:
-            return optuna.storages.RDBStorage(url)
+            return optuna.storages.RDBStorage(url, **kwargs)
         except Exception as exc:  # noqa: BLE001  (bad URL, driver missing, server down)
             raise HarnessError(
                 f"--optuna-storage {url}: cannot open it ({type(exc).__name__}: {exc})\n"
@@ -72,6 +75,28 @@ def storage(url: str | None, root: Path):
     path = Path(url) if url else root / JOURNAL
     path.parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+PG_SCHEMA = "optuna"
+
+
+def _create_schema(url: str, schema: str) -> None:
+    import sqlalchemy as sa
+
+    try:
+        eng = sa.create_engine(url)
+        try:
+            with eng.begin() as con:
+                con.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+        finally:
+            eng.dispose()
+    except sa.exc.IntegrityError:  # created concurrently by another worker
+        pass
+    except Exception as exc:  # noqa: BLE001  (server down, bad URL)
+        raise HarnessError(
+            f"--optuna-storage {url}: cannot open it ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]})\n"
+            "  hint: start PostgreSQL, or fix the URL (postgresql://USER@HOST:PORT/DB)"
+        ) from None
 
 
 def storage_label(url: str | None, root: Path) -> str:
@@ -94,26 +119,6 @@ def trial_seeds(tuning, number: int) -> list[int]:
     """The seeds of trial ``number``: disjoint from every confirmatory seed and every other trial."""
     k = tuning.seeds_per_trial
     return [TUNING_SEED_BASE + number * k + j for j in range(k)]
-
-
-@contextlib.contextmanager
-def _variant_lock(root: Path, version: str, variant: Variant) -> Iterator[bool]:
-    d = root / "claims" / version
-    d.mkdir(parents=True, exist_ok=True)
-    h = hashlib.sha256(variant.id.encode()).hexdigest()[:16]
-    fd = os.open(d / f"tune-{h}.lock", os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 def _objective(metrics: list[dict], metric: str, direction: str) -> tuple[float, bool]:
@@ -144,8 +149,12 @@ def tune_variant(
     device: str = "auto",
     block_size: int | None = None,
     progress: Callable[[int], None] | None = None,
+    claims=None,
 ) -> Tuned:
-    """Run ``variant``'s tuning to its full budget (resuming what exists). Returns its best."""
+    """Run ``variant``'s tuning to its full budget (resuming what exists). Returns its best.
+
+    ``claims`` (:mod:`harness.claims`, default flock files under the store root) makes this
+    process the only one tuning the variant; its lease (or flock) is held throughout."""
     import optuna
     from optuna.trial import TrialState
 
@@ -159,7 +168,10 @@ def tune_variant(
     direction = "minimize" if pred.direction == "lower" else "maximize"
     name = study_name(col.id, reg.version, variant)
     dists = {k: d.optuna() for k, d in sorted(tuning.space.items())}
-    with _variant_lock(store.root, reg.version, variant) as held:
+    from harness.claims import FlockClaims
+
+    claims = claims if claims is not None else FlockClaims(store.root)
+    with claims.tuning(reg.version, variant) as held:
         study = optuna.create_study(
             study_name=name, storage=storage_obj, sampler=_sampler(tuning), direction=direction, load_if_exists=True
         )
@@ -282,6 +294,29 @@ def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored,
                 pass
         raise _block_error(exc, phase, col, Job(variant, seeds), store, left, marked) from None
     return len(seeds)
+
+
+def complete_trials(col, reg, variant: Variant, storage_obj) -> int:
+    """COMPLETE trials of ``variant``'s study (0 when it does not exist yet)."""
+    from optuna.trial import TrialState
+
+    study = _load(col, reg, variant, storage_obj)
+    return 0 if study is None else len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def load_best(col, reg, variant: Variant, storage_obj) -> Tuned:
+    """``variant``'s best configuration so far, read from the storage (the driver's view)."""
+    study = _load(col, reg, variant, storage_obj)
+    return Tuned(variant, None, None, {}, 0) if study is None else _best(col.hypothesis, variant, study)
+
+
+def _load(col, reg, variant: Variant, storage_obj):
+    import optuna
+
+    name = study_name(col.id, reg.version, variant)
+    if name not in {s.study_name for s in storage_obj.get_all_studies()}:
+        return None
+    return optuna.load_study(study_name=name, storage=storage_obj)
 
 
 def _best(hyp, variant: Variant, study, busy: bool = False) -> Tuned:
