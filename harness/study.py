@@ -262,6 +262,7 @@ def execute(
             **{f"training.{k}": v for k, v in dataclasses.asdict(job.variant.training).items()},
         }
         tags = {**provenance(str(dev)), "block_size": len(seeds), "phase": "confirm",
+                "worker": f"{platform.node()}:{os.getpid()}",
                 "can_sample": engine.can_sample(model_cls)}
         if hyp.tuning is not None:  # trained at the variant's best tuning trial's configuration
             tags["tuned"] = "true"

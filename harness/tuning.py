@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import failpoints
 from harness.errors import HarnessError
 from harness.hypothesis import TUNING_SEED_BASE, Variant
 
@@ -262,6 +263,7 @@ def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored,
                 "split": "validation",
             }
             run_ids.append(store.start_trial(reg, col.id, variant, trial.number, s, params, tags))
+        failpoints.hit("trial.started")
         phase = "training"
         results = engine.train_block(
             model_cls, tv0.model_config, training0, ds, seeds, dev, members=member_cfgs
