@@ -173,18 +173,17 @@ class LeaseClaims:
 
             try:
                 eng = sa.create_engine(self.url, pool_pre_ping=True, pool_size=2, max_overflow=2)
-                with eng.begin() as con:
+                with pg_schema_lock(self.url), eng.begin() as con:
                     con.execute(sa.text(
                         f"CREATE TABLE IF NOT EXISTS {TABLE} (key TEXT PRIMARY KEY, owner TEXT NOT NULL, "
                         "host TEXT, pid INTEGER, acquired_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL)"
                     ))
             except Exception as exc:  # noqa: BLE001  (driver missing, server down, bad URL)
-                if "already exists" not in str(exc):  # two first users creating the table at once
-                    raise HarnessError(
-                        f"--db {_redact(self.url)}: cannot open the claims database "
-                        f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]})\n"
-                        "  hint: start PostgreSQL, or fix the URL (postgresql://USER@HOST:PORT/DB)"
-                    ) from None
+                raise HarnessError(
+                    f"--db {_redact(self.url)}: cannot open the claims database "
+                    f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]})\n"
+                    "  hint: start PostgreSQL, or fix the URL (postgresql://USER@HOST:PORT/DB)"
+                ) from None
             self._engine = eng
         return self._engine
 
@@ -310,6 +309,34 @@ class LeaseClaims:
         self._stop.set()
         if self._engine is not None:
             self._engine.dispose()
+
+
+SCHEMA_LOCK = 0x6861726E  # "harn": one advisory lock serialises every first-use schema creation
+
+
+@contextlib.contextmanager
+def pg_schema_lock(url: str) -> Iterator[None]:
+    """Serialise first-use schema creation (MLflow's, Optuna's, the leases table) across
+    processes: PostgreSQL's ``CREATE .. IF NOT EXISTS`` is not safe against a concurrent
+    creator (a unique violation in ``pg_type``). A session-level advisory lock on its own
+    connection, dropped by the server if this process dies."""
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with eng.connect() as con:
+            con.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": SCHEMA_LOCK})
+            try:
+                yield
+            finally:
+                con.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": SCHEMA_LOCK})
+                con.commit()
+    finally:
+        eng.dispose()
+
+
+def is_postgres(url: str | None) -> bool:
+    return bool(url) and url.startswith(("postgresql://", "postgresql+", "postgres://"))
 
 
 def _redact(url: str) -> str:

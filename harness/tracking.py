@@ -111,8 +111,15 @@ class Store:
         from mlflow.tracking import MlflowClient
 
         try:
-            self.client = MlflowClient(tracking_uri=self.uri)
-            self.client.search_experiments(max_results=1)
+            if self.uri.startswith(("postgresql", "postgres://")):
+                from harness.claims import pg_schema_lock
+
+                with pg_schema_lock(self.uri):  # MLflow creates its schema on first use
+                    self.client = MlflowClient(tracking_uri=self.uri)
+                    self.client.search_experiments(max_results=1)
+            else:
+                self.client = MlflowClient(tracking_uri=self.uri)
+                self.client.search_experiments(max_results=1)
         except Exception as exc:  # noqa: BLE001  (mlflow raises many kinds; name the store)
             known = translate(exc, given)
             if known is not None:

@@ -67,6 +67,11 @@ def storage(url: str | None, root: Path):
             _create_schema(url, PG_SCHEMA)
             kwargs = {"engine_kwargs": {"connect_args": {"options": f"-csearch_path={PG_SCHEMA}"}, "pool_pre_ping": True}}
         try:
+            if kwargs:
+                from harness.claims import pg_schema_lock
+
+                with pg_schema_lock(url):  # Optuna creates its tables on first use
+                    return optuna.storages.RDBStorage(url, **kwargs)
             return optuna.storages.RDBStorage(url, **kwargs)
         except Exception as exc:  # noqa: BLE001  (bad URL, driver missing, server down)
             raise HarnessError(
@@ -84,15 +89,15 @@ PG_SCHEMA = "optuna"
 def _create_schema(url: str, schema: str) -> None:
     import sqlalchemy as sa
 
+    from harness.claims import pg_schema_lock
+
     try:
         eng = sa.create_engine(url)
         try:
-            with eng.begin() as con:
+            with pg_schema_lock(url), eng.begin() as con:
                 con.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
         finally:
             eng.dispose()
-    except sa.exc.IntegrityError:  # created concurrently by another worker
-        pass
     except Exception as exc:  # noqa: BLE001  (server down, bad URL)
         raise HarnessError(
             f"--optuna-storage {url}: cannot open it ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]})\n"

@@ -111,6 +111,11 @@ def test_every_executor_runs_the_study_once_and_resumes_the_rest(executor, store
     for k, v in ref.items():
         assert got[k] == pytest.approx(v, rel=1e-5, abs=1e-6), (k, got[k], v)
     assert not (tmp_path / "runs" / "mlflow.db").exists()  # no worker wrote a sqlite file
+    if executor in ("local", "ray") and (executor == "ray") == (store_kind == "http"):
+        for cmd in (["report", hid, "--store", store], ["list", "--store", store]):
+            p = harness_subprocess(*cmd, cwd=tmp_path, threads=1)
+            text = p.communicate(timeout=300)[0]
+            assert p.returncode == 0 and hid in text, text
 
 
 def test_executors_that_cannot_start_fail_before_registering(tmp_path, pg_db):
@@ -257,8 +262,9 @@ def test_a_dead_workers_trial_is_failed_and_reasked_with_the_budget_exact(tmp_pa
     hid = f"tuned_{uuid.uuid4().hex[:8]}"
     write(cwd / "hypotheses" / f"{hid}.py", TUNED)
     once = tmp_path / "killed-once"
-    env = {"HARNESS_FAILPOINT": "trial.started@2", "HARNESS_FAILPOINT_ONCE": str(once), "HARNESS_LEASE_SECONDS": "3"}
-    rc, out = _run(cwd, hid, "--store", pg_db, "--executor", "ray", "--address", ray_cluster, env=env, timeout=500)
+    env = {"HARNESS_FAILPOINT": "trial.started", "HARNESS_FAILPOINT_ONCE": str(once), "HARNESS_LEASE_SECONDS": "3"}
+    rc, out = _run(cwd, hid, "--store", pg_db, "--executor", "ray", "--address", ray_cluster, "--block-size", "2",
+                   env=env, timeout=500)
     assert once.exists(), out
     assert rc == 0, out
     st = tuning.storage(pg_db, cwd / "runs")
@@ -282,7 +288,7 @@ hypothesis = Hypothesis(
     source="tests", dataset="digits", model="beta_vae",
     fixed={"latent_dim": 4, "hidden": 32},
     ablate={"posterior": ["diagonal", "linear_iaf"]},
-    prediction=Prediction(metric="nll", direction="lower", effect=0.5),
+    prediction=Prediction(metric="neg_elbo", direction="lower", effect=0.5),
     seeds=2,
     training=Training(steps=15, batch_size=64, eval_samples=2, log_every=5, n_samples=16),
     tuning=Tuning(space={"lr": LogUniform(1e-4, 1e-2)}, trials=4, seeds_per_trial=1),
