@@ -277,24 +277,57 @@ class SlurmExecutor(Executor):
             jobs = ex.map_array(fn, [{**spec, "threads": threads} for spec in specs])
         index = {id(j): i for i, j in enumerate(jobs)}
         pending = list(jobs)
+        gone: dict[int, float] = {}  # job -> when Slurm stopped listing it without a result
+        last_check = time.monotonic()
         try:
             while pending:
                 done = [j for j in pending if j.done()]
+                if not done and self.cluster != "local" and time.monotonic() - last_check > 5:
+                    last_check = time.monotonic()
+                    done = self._vanished(pending, gone)
                 if not done:
                     time.sleep(0.5)
                     continue
                 for j in done:
                     pending.remove(j)
-                    try:
-                        out = j.result()
-                    except Exception as exc:  # noqa: BLE001  (FailedJobError, UncompletedJobError: the task died)
-                        out = WorkerLost(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}")
+                    if not j.paths.result_pickle.exists() and id(j) in gone:
+                        out = WorkerLost(f"Slurm job {j.job_id} ended without a result (killed, or its node lost)")
+                    else:
+                        try:
+                            out = j.result()
+                        except Exception as exc:  # noqa: BLE001  (FailedJobError, UncompletedJobError: the task died)
+                            out = WorkerLost(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}")
                     yield index[id(j)], out
         except BaseException:
             for j in pending:
                 with contextlib.suppress(Exception):
                     j.cancel(check=False)
             raise
+
+
+    @staticmethod
+    def _vanished(pending: list, gone: dict) -> list:
+        """Jobs Slurm no longer lists (``squeue``) and that left no result for 10 s. submitit
+        learns a job's end from ``sacct``, which a cluster without accounting lacks: without
+        this, a job killed there would be waited for forever."""
+        import subprocess
+
+        ids = ",".join(str(j.job_id) for j in pending)
+        try:
+            p = subprocess.run(["squeue", "-h", "-o", "%i", "-j", ids], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return []
+        if p.returncode != 0 and "Invalid job id" not in p.stderr:
+            return []
+        listed = set(p.stdout.split())
+        now, out = time.monotonic(), []
+        for j in pending:
+            base = str(j.job_id).split("_")[0]
+            if str(j.job_id) in listed or any(x.startswith(f"{base}_[") for x in listed):
+                gone.pop(id(j), None)
+            elif now - gone.setdefault(id(j), now) > 10:
+                out.append(j)
+        return out
 
 
 @contextlib.contextmanager

@@ -11,6 +11,10 @@
   artifacts from DIR/mlflow-artifacts. Exported: ``HARNESS_TEST_MLFLOW``.
 - A two-node Ray cluster (``ray start --head`` plus a second ``ray start --address``), one CPU
   each. Exported: ``HARNESS_TEST_RAY``.
+- A single-node Slurm (munged, slurmctld, slurmd from Debian's slurm-wlm; needs root), its
+  config in DIR/slurm. Exported: ``HARNESS_TEST_SLURM`` (the slurm.conf; set it as SLURM_CONF).
+  No accounting daemon (slurmdbd): ``sacct`` answers nothing, so the executor notices a job's
+  end through ``squeue`` (see harness/executors.py).
 
 The test fixtures (tests/services.py) use these when the variables are set (CI, via .ci/run)
 and start their own with the same functions otherwise.
@@ -166,6 +170,74 @@ def stop_ray() -> None:
     subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
 
 
+# ---------------------------------------------------------------------- Slurm
+SLURM_CONF = """ClusterName=harness
+SlurmctldHost={host}(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+SlurmctldPort={ctld_port}
+SlurmdPort={d_port}
+AuthType=auth/munge
+CredType=cred/munge
+StateSaveLocation={d}/state
+SlurmdSpoolDir={d}/spool
+SlurmctldPidFile={d}/slurmctld.pid
+SlurmdPidFile={d}/slurmd.pid
+SlurmctldLogFile={d}/slurmctld.log
+SlurmdLogFile={d}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+MpiDefault=none
+SchedulerType=sched/builtin
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+MinJobAge=60
+InactiveLimit=0
+KillWait=5
+NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN
+PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+def start_slurm(d: Path) -> str:
+    """A single-node Slurm (munged, slurmctld, slurmd; Debian's slurm-wlm) with its config in
+    ``d``; returns the path of its slurm.conf (export it as SLURM_CONF). Needs root."""
+    import platform
+
+    d = Path(d)
+    for sub in ("state", "spool"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    conf = d / "slurm.conf"
+    conf.write_text(SLURM_CONF.format(host=platform.node().split(".")[0], d=d, ctld_port=free_port(),
+                                      d_port=free_port(), cpus=os.cpu_count() or 1))
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    if subprocess.run(["pgrep", "-x", "munged"], capture_output=True).returncode != 0:
+        Path("/run/munge").mkdir(parents=True, exist_ok=True)
+        shutil.chown("/run/munge", "munge", "munge")
+        subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged"], check=True, capture_output=True)
+    subprocess.run(["/usr/sbin/slurmctld", "-f", str(conf)], check=True, capture_output=True, env=env)
+    subprocess.run(["/usr/sbin/slurmd", "-f", str(conf)], check=True, capture_output=True, env=env)
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        p = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, env=env)
+        if p.returncode == 0 and p.stdout.strip() in ("idle", "mixed", "allocated"):
+            return str(conf)
+        time.sleep(0.5)
+    raise RuntimeError(f"Slurm did not come up: sinfo says {p.stdout.strip() or p.stderr.strip()}\n"
+                       + (d / "slurmctld.log").read_text()[-1500:])
+
+
+def stop_slurm(d: Path) -> None:
+    for pidfile in ("slurmd.pid", "slurmctld.pid"):
+        f = Path(d) / pidfile
+        if f.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(f.read_text().strip()), signal.SIGTERM)
+
+
 # ---------------------------------------------------------------------- CLI
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] not in ("start", "stop"):
@@ -178,12 +250,15 @@ def main(argv: list[str]) -> int:
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.killpg(int(pid.read_text()), signal.SIGTERM)
         stop_ray()
+        stop_slurm(d / "slurm")
         stop_postgres(d)
         return 0
     pg = start_postgres(d)
     url, proc = start_mlflow(d, create_database(pg, "mlflow_server"))
     (d / "mlflow.pid").write_text(str(proc.pid))
     ray = start_ray(d)
+    slurm = start_slurm(d / "slurm")
+    print(f"export HARNESS_TEST_SLURM={slurm}")
     print(f"export HARNESS_TEST_PG={pg}")
     print(f"export HARNESS_TEST_MLFLOW={url}")
     print(f"export HARNESS_TEST_RAY={ray}")

@@ -58,6 +58,23 @@ def ray_cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """The path of a running single-node Slurm's slurm.conf (pass it as SLURM_CONF)."""
+    if os.environ.get("HARNESS_TEST_SLURM"):
+        yield os.environ["HARNESS_TEST_SLURM"]
+        return
+    d = Path("/tmp") / f"harness-slurm-{uuid.uuid4().hex[:8]}"
+    try:
+        if os.geteuid() != 0:
+            raise RuntimeError("starting slurmctld and slurmd here needs root")
+        conf = services.start_slurm(d)
+    except Exception as exc:  # noqa: BLE001
+        _unavailable("Slurm", exc)
+    yield conf
+    services.stop_slurm(d)
+
+
+@pytest.fixture(scope="session")
 def mlflow_server(pg_server, tmp_path_factory):
     """A shared tracking server (tests give their hypotheses unique names)."""
     if os.environ.get("HARNESS_TEST_MLFLOW"):

@@ -2,8 +2,8 @@
 two-node Ray cluster and submitit (tests/services.py; .ci/run starts them).
 
 One suite for every executor (as Optuna tests every storage with one suite): the same study on
-local (a process pool), ray and slurm (submitit's local executor: no Slurm daemons here, see
-docs/scaling.md) ends with exactly one FINISHED run per cell and the same numbers. Then the
+local (a process pool), ray and slurm (a real single-node Slurm: munged, slurmctld, slurmd)
+ends with exactly one FINISHED run per cell and the same numbers. Then the
 fault tests: a worker SIGKILLed mid-block, the tracking server restarted mid-study, two
 drivers on one study, a dead worker's Optuna trial.
 """
@@ -67,7 +67,7 @@ def _trained(out: str) -> int:
 EXECUTORS = {
     "local": ["--executor", "local", "--workers", "2"],
     "ray": ["--executor", "ray"],  # --address added from the fixture
-    "slurm": ["--executor", "slurm", "--slurm-cluster", "local"],
+    "slurm": ["--executor", "slurm", "--slurm-time", "10"],  # a real single-node Slurm (SLURM_CONF)
 }
 
 
@@ -85,7 +85,7 @@ def reference(tmp_path_factory):
 @pytest.mark.parametrize("executor", sorted(EXECUTORS))
 @pytest.mark.parametrize("store_kind", ["postgresql", "http"])
 def test_every_executor_runs_the_study_once_and_resumes_the_rest(executor, store_kind, tmp_path, pg_db,
-                                                                 mlflow_server, ray_cluster, reference):
+                                                                 mlflow_server, ray_cluster, slurm_cluster, reference):
     if store_kind == "http" and executor != "ray":
         pytest.skip("the tracking-server store is exercised with the distributed executor; local/slurm use it alike")
     ref_id, source, ref = reference
@@ -97,11 +97,12 @@ def test_every_executor_runs_the_study_once_and_resumes_the_rest(executor, store
         args += ["--db", pg_db]
     if executor == "ray":
         args += ["--address", ray_cluster]
-    rc, out = _run(tmp_path, *args, "--seeds", "2")
+    env = {"SLURM_CONF": slurm_cluster}
+    rc, out = _run(tmp_path, *args, "--seeds", "2", env=env)
     assert rc == 0, out
     assert "claims lease" in out, out  # a shared store: database leases, never flock files
     assert _trained(out) == 4
-    rc, out = _run(tmp_path, *args)
+    rc, out = _run(tmp_path, *args, env=env)
     assert rc == 0, out
     assert _trained(out) == 4 and "4 were already done" in out, out  # only the rest was submitted
     assert re.search(r"runs 8/8 ended", out), out  # the same progress lines on every executor
@@ -118,11 +119,19 @@ def test_every_executor_runs_the_study_once_and_resumes_the_rest(executor, store
             assert p.returncode == 0 and hid in text, text
 
 
+def test_submitits_local_executor_runs_the_same_jobs_without_slurm(tmp_path, pg_db):
+    cwd, hid = _project(tmp_path, seeds=2, steps=10)
+    rc, out = _run(cwd, hid, "--store", pg_db, "--executor", "slurm", "--slurm-cluster", "local", "--block-size", "1",
+                   env={"PATH": "/usr/bin:/bin"})  # no sbatch needed
+    assert rc == 0 and "submitit local executor" in out, out
+    _assert_exactly_one_finished(_cells(pg_db, hid), 4)
+
+
 def test_executors_that_cannot_start_fail_before_registering(tmp_path, pg_db):
     cwd, hid = _project(tmp_path)
     rc, out = _run(cwd, hid, "--store", pg_db, "--executor", "ray", "--address", "127.0.0.1:1")
     assert rc == 2 and "--address 127.0.0.1:1" in out and "no Ray cluster" in out, out
-    env = {"PATH": "/usr/bin:/bin"}  # no sbatch here
+    env = {"PATH": str(tmp_path)}  # no sbatch on this PATH
     rc, out = _run(cwd, hid, "--store", pg_db, "--executor", "slurm", env=env)
     assert rc == 2 and "sbatch" in out, out
     from harness.tracking import Store
@@ -184,12 +193,15 @@ def test_a_slow_live_worker_is_never_preempted_and_a_dead_ones_lease_expires(pg_
 
 
 # ---------------------------------------------------------------------- faults
-def test_a_worker_killed_mid_block_has_its_cells_retrained_once_by_another(tmp_path, pg_db, ray_cluster):
+@pytest.mark.parametrize("executor", ["ray", "slurm"])
+def test_a_worker_killed_mid_block_has_its_cells_retrained_once_by_another(executor, tmp_path, pg_db, ray_cluster,
+                                                                           slurm_cluster):
     cwd, hid = _project(tmp_path, seeds=3, steps=20)
     once = tmp_path / "killed-once"
-    env = {"HARNESS_FAILPOINT": "cell.started", "HARNESS_FAILPOINT_ONCE": str(once), "HARNESS_LEASE_SECONDS": "3"}
-    rc, out = _run(cwd, hid, "--store", pg_db, "--executor", "ray", "--address", ray_cluster, "--block-size", "3",
-                   env=env)
+    env = {"HARNESS_FAILPOINT": "cell.started", "HARNESS_FAILPOINT_ONCE": str(once), "HARNESS_LEASE_SECONDS": "3",
+           "SLURM_CONF": slurm_cluster}
+    where = ["--address", ray_cluster] if executor == "ray" else ["--slurm-time", "10"]
+    rc, out = _run(cwd, hid, "--store", pg_db, "--executor", executor, *where, "--block-size", "3", env=env)
     assert once.exists(), out  # a worker really was killed
     assert rc == 0, out
     assert "a worker was lost" in out, out
