@@ -530,6 +530,12 @@ def ui(
     from harness.tracking import local_root, resolve_uri
 
     uri = resolve_uri(store)
+    if uri.startswith(("http://", "https://")):  # a tracking server already is the UI
+        from harness.tracking import Store
+
+        Store(uri, create=False)  # reachable, and it answers the API
+        out.print(f"MLflow UI on {uri} (the tracking server itself serves it)", markup=False)
+        return
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
            "--port", str(port), "--workers", "1"]
     if uri.startswith("sqlite:///"):

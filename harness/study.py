@@ -572,6 +572,7 @@ def run_study(
         summary.diverged += c["diverged"]
         summary.skipped_claimed += c["claimed"] if not claims.waits else 0
         summary.already_done += c["done"] if not claims.waits else 0
+        state["elsewhere"] = state.get("elsewhere", 0) + (c["claimed"] + c["done"] if claims.waits else 0)
         state["completed"] += c["trained"] + c["done"]  # not cells another process still trains
         if on_progress:
             on_progress(state["completed"], total)
@@ -586,6 +587,9 @@ def run_study(
         return {**spec, "progress": prog}
 
     _drive(executor, claims, make_specs, absorb, in_process, summary, col, store)
+    if state.get("elsewhere"):
+        summary.messages.append(f"{state['elsewhere']} cells of jobs submitted here were trained by other workers "
+                                "(live leases) meanwhile, none twice")
     summary.seconds = time.perf_counter() - t0
     if summary.skipped_claimed:
         summary.messages.append(

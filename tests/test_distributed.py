@@ -117,6 +117,10 @@ def test_every_executor_runs_the_study_once_and_resumes_the_rest(executor, store
             p = harness_subprocess(*cmd, cwd=tmp_path, threads=1)
             text = p.communicate(timeout=300)[0]
             assert p.returncode == 0 and hid in text, text
+        if store_kind == "http":
+            p = harness_subprocess("ui", "--store", store, cwd=tmp_path, threads=1)
+            text = p.communicate(timeout=120)[0]
+            assert p.returncode == 0 and store in text, text
 
 
 def test_submitits_local_executor_runs_the_same_jobs_without_slurm(tmp_path, pg_db):
@@ -247,6 +251,34 @@ def test_the_tracking_server_restarting_mid_study_loses_and_duplicates_nothing(t
         assert outage > 3
     finally:
         svc.stop_process(server)
+
+
+def test_a_killed_driver_is_rerun_and_attaches_to_the_slurm_jobs_still_running(tmp_path, pg_db, slurm_cluster):
+    """Slurm jobs outlive their driver: the next `harness run` waits for their live leases
+    and submits only what no job holds; nothing is trained twice."""
+    import signal
+
+    cwd, hid = _project(tmp_path, seeds=4, steps=150)
+    args = ["run", hid, "--store", pg_db, "--executor", "slurm", "--slurm-time", "10", "--block-size", "2"]
+    env = {"SLURM_CONF": slurm_cluster}
+    p = harness_subprocess(*args, cwd=cwd, threads=1, extra_env=env)
+    end = time.monotonic() + 240
+    while True:  # until a job's runs exist: the jobs are running
+        assert p.poll() is None and time.monotonic() < end, p.stdout.read() if p.poll() is not None else "timeout"
+        try:
+            if any(r.info.status == "RUNNING" for rs in _cells(pg_db, hid).values() for r in rs):
+                break
+        except IndexError:  # not registered yet
+            pass
+        time.sleep(0.3)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    rc, out = _run(cwd, *args[1:], env=env, timeout=400)
+    assert rc == 0, out
+    cells = _cells(pg_db, hid)
+    _assert_exactly_one_finished(cells, 8)
+    assert all(len(rs) == 1 for rs in cells.values()), out  # the orphaned jobs' runs were kept, not retrained
+    assert _trained(out) < 8, out
 
 
 def test_two_drivers_on_one_study_split_the_work(tmp_path, pg_db):
