@@ -269,7 +269,12 @@ def run(
                         gpus_per_task=slurm_gpus, cpus_per_task=slurm_cpus)
     col = collect(target, smoke=smoke)
     check_seeds(col, seeds)
-    dev = pick_device(device)
+    if ex.distributed:  # the workers' devices, not this host's: each worker resolves `auto` itself
+        if device != "auto" and device != "cpu" and not device.startswith("cuda"):
+            raise HarnessError(f"--device {device!r}: expected auto, cpu or cuda[:N]")
+        dev = device
+    else:
+        dev = pick_device(device)
     _check_data(col)  # before registering: a study whose data is missing is not registered
     from harness.tracking import resolve_uri
 
@@ -287,6 +292,9 @@ def run(
         word = "registered" if created else "resuming"
         out.print(f"{word} {col.id} v{reg.number} ({reg.version}) on {dev}; store {st.uri}; executor "
                   f"{ex.describe()}; claims {claims.kind}", markup=False)
+        if ex.distributed and block_size is None:
+            out.print("note: blocks are sized here (on CPU: up to 16 seeds); pass --block-size for GPU workers",
+                      markup=False)
         _run_registered(col, st, reg, seeds, dev, workers, block_size, optuna_storage, ex, claims, smoke, store)
     finally:
         ex.stop()
