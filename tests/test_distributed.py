@@ -197,14 +197,14 @@ def test_a_slow_live_worker_is_never_preempted_and_a_dead_ones_lease_expires(pg_
 
 
 # ---------------------------------------------------------------------- faults
-@pytest.mark.parametrize("executor", ["ray", "slurm"])
+@pytest.mark.parametrize("executor", ["local", "ray", "slurm"])
 def test_a_worker_killed_mid_block_has_its_cells_retrained_once_by_another(executor, tmp_path, pg_db, ray_cluster,
                                                                            slurm_cluster):
     cwd, hid = _project(tmp_path, seeds=3, steps=20)
     once = tmp_path / "killed-once"
     env = {"HARNESS_FAILPOINT": "cell.started", "HARNESS_FAILPOINT_ONCE": str(once), "HARNESS_LEASE_SECONDS": "3",
            "SLURM_CONF": slurm_cluster}
-    where = ["--address", ray_cluster] if executor == "ray" else ["--slurm-time", "10"]
+    where = {"ray": ["--address", ray_cluster], "slurm": ["--slurm-time", "10"], "local": ["--workers", "2"]}[executor]
     rc, out = _run(cwd, hid, "--store", pg_db, "--executor", executor, *where, "--block-size", "3", env=env)
     assert once.exists(), out  # a worker really was killed
     assert rc == 0, out
@@ -212,7 +212,9 @@ def test_a_worker_killed_mid_block_has_its_cells_retrained_once_by_another(execu
     cells = _cells(pg_db, hid)
     _assert_exactly_one_finished(cells, 6)
     killed = [r for rs in cells.values() for r in rs if r.info.status == "KILLED"]
-    assert len(killed) == 3, [r.info.status for rs in cells.values() for r in rs]  # one block of 3 seeds died
+    # One block of 3 seeds died; a broken process pool (local) also stops the other block in flight.
+    assert len(killed) == 3 or (executor == "local" and len(killed) == 6), [r.info.status for rs in cells.values()
+                                                                            for r in rs]
     for r in killed:
         key = (r.data.tags["harness.variant"], int(r.data.tags["harness.seed"]))
         fin = next(x for x in cells[key] if x.info.status == "FINISHED")
