@@ -90,7 +90,7 @@ def main(argv=None) -> int:
                 res[name] = (secs, wall, n)
                 print(f"  {name}: {n} runs in {secs:.1f} s ({3600 * n / secs:,.0f} runs/hour; command {wall:.1f} s)")
             base = next(iter(res.values()))
-            for name, (secs, wall, n) in res.items():
+            for name, (secs, wall, _n) in res.items():
                 print(f"ratio {name} / local 1 process: {base[0] / secs:.2f} (study time), {base[1] / wall:.2f} (command)")
         finally:
             svc.stop_ray()

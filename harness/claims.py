@@ -149,7 +149,7 @@ class LeaseClaims:
     waits = True  # a claimed cell is waited for: its lease either ends with the cell or expires
 
     def __init__(self, url: str, ttl: float | None = None, owner: str | None = None):
-        if not url.startswith(("postgresql://", "postgresql+psycopg2://", "postgres://")):
+        if not is_postgres(url):
             raise HarnessError(f"--db {url}: claims across hosts need a PostgreSQL database\n"
                                "  hint: --db postgresql://USER@HOST:PORT/DB")
         self.url = url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url
@@ -198,9 +198,15 @@ class LeaseClaims:
                 with self.engine.begin() as con:
                     res = con.execute(sa.text(sql), params)
                     return list(res) if res.returns_rows else []
-            except sa.exc.OperationalError:
+            except sa.exc.OperationalError as exc:
                 if time.monotonic() > deadline:
-                    raise
+                    from harness.errors import StoreError
+
+                    raise StoreError(
+                        f"--db {_redact(self.url)}: the claims database did not answer for {max(self.ttl, 5.0):.0f} s "
+                        f"({str(exc).strip().splitlines()[0][:200]})\n"
+                        "  hint: start PostgreSQL again; `harness run` resumes (claims of dead workers expire)"
+                    ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -266,10 +272,14 @@ class LeaseClaims:
         self._beat.start()
 
     def still_held(self, keys: list[str]) -> set[str]:
-        """The keys whose lease is still ours and unexpired, asked of the database."""
+        """The keys whose lease is still ours with at least half a lease length left, asked of
+        the database. A healthy heartbeat keeps 3/4 to all of it, so a live worker always
+        passes; the margin covers the write that follows the check (another claimant can take
+        the key only after it expires)."""
         rows = self._exec(
-            f"SELECT key FROM {TABLE} WHERE owner = :o AND key = ANY(:ks) AND expires_at >= clock_timestamp()",
-            o=self.owner, ks=list(keys),
+            f"SELECT key FROM {TABLE} WHERE owner = :o AND key = ANY(:ks) "
+            "AND expires_at >= clock_timestamp() + make_interval(secs => :margin)",
+            o=self.owner, ks=list(keys), margin=self.ttl / 2,
         )
         return {r[0] for r in rows}
 

@@ -312,10 +312,12 @@ def _coordination(st, ex, db: str | None, optuna_storage: str | None, col):
             f"--executor {ex.name}: claims across hosts need a database, and the store {st.uri} is not one\n"
             "  hint: pass --db postgresql://USER@HOST/DB (or set HARNESS_DB)"
         )
-    if ex.distributed and col.hypothesis.tuning is not None and optuna_storage and "://" not in optuna_storage:
+    if ex.distributed and col.hypothesis.tuning is not None and optuna_storage and (
+            "://" not in optuna_storage or optuna_storage.startswith("sqlite:")):
         raise HarnessError(
-            f"--optuna-storage {optuna_storage}: a journal file is local to one host; --executor {ex.name} tunes "
-            "on several\n  hint: leave --optuna-storage out (the --db database is used) or give a database URL"
+            f"--optuna-storage {optuna_storage}: a journal or sqlite file is local to one host; --executor {ex.name} "
+            "tunes on several\n  hint: leave --optuna-storage out (the --db database is used) or give a "
+            "PostgreSQL URL"
         )
     claims = LeaseClaims(db) if db else FlockClaims(st.root)
     if db:

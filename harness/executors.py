@@ -151,6 +151,20 @@ class RayExecutor(Executor):
                 "  hint: check `ray status --address ADDRESS`; the driver and the cluster need the same Ray version"
             ) from None
         self._started_here = True
+        self._check_fits(ray)
+
+    def _check_fits(self, ray) -> None:
+        """A job asking more than any node has would wait forever in Ray's queue: refuse now."""
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        cpus = max((r.get("CPU", 0.0) for r in nodes), default=0.0)
+        gpus = max((r.get("GPU", 0.0) for r in nodes), default=0.0)
+        where = self.address or "the local cluster"
+        if self.num_gpus > gpus:
+            raise HarnessError(f"--ray-gpus {self.num_gpus:g}: no node of {where} has that many GPUs (most: {gpus:g})\n"
+                               "  hint: lower --ray-gpus (0 trains on CPUs), or add GPU nodes to the cluster")
+        if self.num_cpus > cpus:
+            raise HarnessError(f"--ray-cpus {self.num_cpus:g}: no node of {where} has that many CPUs (most: {cpus:g})\n"
+                               "  hint: lower --ray-cpus")
 
     def run(self, fn, specs):
         import ray
@@ -273,8 +287,16 @@ class SlurmExecutor(Executor):
         ex = self._executor()
         threads = int(self.settings.get("cpus_per_task", 1))
         env = _env_for_workers()
-        with _environ(env):  # submitit's local executor starts its workers with this environment
-            jobs = ex.map_array(fn, [{**spec, "threads": threads} for spec in specs])
+        try:
+            with _environ(env):  # submitit's local executor starts its workers with this environment
+                jobs = ex.map_array(fn, [{**spec, "threads": threads} for spec in specs])
+        except Exception as exc:  # noqa: BLE001  (sbatch refused: bad partition, account, time limit)
+            msg = str(exc).strip().splitlines()
+            raise HarnessError(
+                f"--executor slurm: the job array was refused ({type(exc).__name__}: {' '.join(msg)[-600:]})\n"
+                "  hint: check --slurm-partition / --slurm-time / [tool.harness.slurm] against `sinfo`; "
+                "`harness run` again resumes"
+            ) from None
         index = {id(j): i for i, j in enumerate(jobs)}
         pending = list(jobs)
         gone: dict[int, float] = {}  # job -> when Slurm stopped listing it without a result

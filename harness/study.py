@@ -165,10 +165,11 @@ def current_registration(col: Collected, store):
 
 
 # ---------------------------------------------------------------------- job list
-def cell_status(store, hyp_id: str, version: str) -> dict[tuple[str, str, int], list]:
-    """(level, stratum, seed) -> its runs (CellRun); one query (:meth:`Store.cell_index`)."""
+def cell_status(store, hyp_id: str, version: str, variant: Variant | None = None) -> dict[tuple[str, str, int], list]:
+    """(level, stratum, seed) -> its runs (CellRun); one query (:meth:`Store.cell_index`),
+    of one variant's cells when ``variant`` is given."""
     out: dict[tuple[str, str, int], list] = {}
-    for r in store.cell_index(hyp_id, version):
+    for r in store.cell_index(hyp_id, version, variant):
         out.setdefault((r.variant, r.stratum, r.seed), []).append(r)
     return out
 
@@ -239,7 +240,7 @@ def execute(
     with claims.cells(reg.version, job.variant, job.seeds) as held:
         counts["claimed"] = len(job.seeds) - len(held)
         # Re-read after claiming: another process may have finished these cells meanwhile.
-        status = cell_status(store, col.id, reg.version)
+        status = cell_status(store, col.id, reg.version, job.variant)
         seeds = []
         for s in held:
             runs = status.get((job.variant.level, job.variant.stratum, s), [])
@@ -286,20 +287,18 @@ def execute(
             results = engine.train_block(model_cls, job.variant.model_config, training, ds, seeds, dev, progress=cb)
             phase = "logging"
             keys = {s: cell_key(reg.version, job.variant, s) for s in seeds}
-            ours = claims.still_held(list(keys.values()))
             for res in results:
-                if keys[res.seed] not in ours:  # lease lost (heartbeat cut off): another claimant may train it
-                    store.set_tag(run_ids[res.seed], "error", "lease lost before the run was logged; retrained elsewhere")
-                    store.kill(run_ids[res.seed])
-                    ended.add(res.seed)
-                    counts["lost"] = counts.get("lost", 0) + 1
-                    continue
                 if scored and res.samples is not None:
                     res.metrics.update(sample_metrics.score(res.samples, ds, res.seed, store.root / "cache"))
                 grid = res.samples[:64] if res.samples is not None else None
                 png = sample_grid_png(grid, ds.shape) if grid is not None else None
-                store.finish_cell(run_ids[res.seed], res, png)
+                key = keys[res.seed]
+                ours = store.finish_cell(run_ids[res.seed], res, png,
+                                         still_ours=(lambda k=key: k in claims.still_held([k])) if claims.waits else None)
                 ended.add(res.seed)
+                if not ours:  # the lease was lost (heartbeat cut off): the new claimant trains the cell
+                    counts["lost"] = counts.get("lost", 0) + 1
+                    continue
                 counts["trained"] += 1
                 counts["finished" if res.status == "FINISHED" else "diverged"] += 1
         except BaseException as exc:  # noqa: BLE001  (re-raised: the runs must not stay RUNNING)
@@ -552,6 +551,7 @@ def run_study(
         if first:
             summary.already_done = done
             first = False
+        state["done"] = done
         state["completed"] = float(done)
         if on_progress:
             on_progress(float(done), total)
@@ -572,24 +572,21 @@ def run_study(
         summary.diverged += c["diverged"]
         summary.skipped_claimed += c["claimed"] if not claims.waits else 0
         summary.already_done += c["done"] if not claims.waits else 0
-        state["elsewhere"] = state.get("elsewhere", 0) + (c["claimed"] + c["done"] if claims.waits else 0)
         state["completed"] += c["trained"] + c["done"]  # not cells another process still trains
         if on_progress:
             on_progress(state["completed"], total)
 
     def in_process(spec: dict) -> dict:
-        base = state["completed"]
-
-        def prog(x: float) -> None:
+        def prog(x: float) -> None:  # in-process jobs run one after the other: the base is read now
             if on_training:
-                on_training(base + x, total)
+                on_training(state["completed"] + x, total)
 
         return {**spec, "progress": prog}
 
     _drive(executor, claims, make_specs, absorb, in_process, summary, col, store)
-    if state.get("elsewhere"):
-        summary.messages.append(f"{state['elsewhere']} cells of jobs submitted here were trained by other workers "
-                                "(live leases) meanwhile, none twice")
+    elsewhere = state.get("done", 0) - summary.already_done - summary.trained
+    if claims.waits and elsewhere > 0:
+        summary.messages.append(f"{elsewhere} runs ended meanwhile in other workers (live leases; none trained twice)")
     summary.seconds = time.perf_counter() - t0
     if summary.skipped_claimed:
         summary.messages.append(
@@ -732,7 +729,6 @@ def _tune(col: Collected, store, reg, device, block_size, optuna_storage, on_pro
     store.set_tag(reg.run_id, "optuna_storage", tuning.storage_label(optuna_storage, store.root))
     total = hyp.n_tuning_runs
     summary = RunSummary()
-    busy_ids: set[str] = set()
     state = {"trained": 0}
 
     def make_specs():
@@ -749,17 +745,17 @@ def _tune(col: Collected, store, reg, device, block_size, optuna_storage, on_pro
 
     def absorb(spec: dict, c: dict) -> None:
         state["trained"] += c["trained"]
-        if c["busy"]:
-            busy_ids.add(f"{spec['level']}\0{spec['stratum']}")
         if on_progress:
             on_progress(state["trained"], total)
 
     def in_process(spec: dict) -> dict:
-        base = state["trained"]
+        base: list[int] = []
 
-        def prog(n: int) -> None:
+        def prog(n: int) -> None:  # n counts this job's trials from 0; the base is taken at its first call
+            if not base:
+                base.append(state["trained"])
             if on_progress:
-                on_progress(base + n, total)
+                on_progress(base[0] + n, total)
 
         return {**spec, "progress": prog}
 
@@ -767,7 +763,7 @@ def _tune(col: Collected, store, reg, device, block_size, optuna_storage, on_pro
     best, busy, chosen = [], [], {}
     for v in hyp.variants:
         res = tuning.load_best(col, reg, v, st)
-        if f"{v.level}\0{v.stratum}" in busy_ids or res.complete < hyp.tuning.trials:
+        if res.complete < hyp.tuning.trials:  # another process (flock) still tunes it
             busy.append(v)
             continue
         best.append(res.variant)

@@ -290,9 +290,9 @@ class Store:
             return []
         return self._search(exp, f"tags.`{T}kind` = 'run' and tags.`{T}version` = '{version}'")
 
-    def cell_index(self, hyp_id: str, version: str) -> list[CellRun]:
+    def cell_index(self, hyp_id: str, version: str, variant=None) -> list[CellRun]:
         """Every child run of one version as (run_id, status, variant, stratum, seed): the tags that
-        identify a cell and nothing else. On a database store one SQL query over ``runs`` and
+        identify a cell and nothing else (only ``variant``'s, a Variant, when given). On a database store one SQL query over ``runs`` and
         ``tags`` (the tags' primary key (key, run_uuid) serves each join); a tracking server
         offers no such projection, so there it is a paginated ``search_runs``."""
         exp = self.experiment_id(hyp_id, create=False)
@@ -300,8 +300,9 @@ class Store:
             return []
         engine = getattr(getattr(getattr(self.client, "_tracking_client", None), "store", None), "engine", None)
         if engine is None:
-            return [CellRun(r.info.run_id, r.info.status, r.data.tags[f"{T}variant"], r.data.tags[f"{T}stratum"],
+            rows = [CellRun(r.info.run_id, r.info.status, r.data.tags[f"{T}variant"], r.data.tags[f"{T}stratum"],
                             int(r.data.tags[f"{T}seed"])) for r in self.cell_runs(hyp_id, version)]
+            return [r for r in rows if variant is None or (r.variant, r.stratum) == (variant.level, variant.stratum)]
         import sqlalchemy as sa
 
         def tag(alias: str, key: str) -> str:
@@ -311,9 +312,13 @@ class Store:
             "SELECT r.run_uuid, r.status, v.value, st.value, sd.value FROM runs r "
             f"{tag('k', 'kind')} {tag('ver', 'version')} {tag('v', 'variant')} {tag('st', 'stratum')} {tag('sd', 'seed')} "
             "WHERE r.experiment_id = :exp AND r.lifecycle_stage = 'active' AND k.value = 'run' AND ver.value = :ver"
+            + (" AND v.value = :level AND st.value = :stratum" if variant is not None else "")
         )
+        args = {"exp": int(exp), "ver": version}
+        if variant is not None:
+            args.update(level=variant.level, stratum=variant.stratum)
         with engine.connect() as con:
-            rows = con.execute(sql, {"exp": int(exp), "ver": version}).fetchall()
+            rows = con.execute(sql, args).fetchall()
         return [CellRun(rid, status, level, stratum, int(seed)) for rid, status, level, stratum, seed in rows]
 
     def start_cell(self, reg: Registration, hyp_id: str, variant, seed: int, params: dict, tags: dict) -> str:
@@ -358,9 +363,13 @@ class Store:
         return self._start_run("trial", reg, hyp_id, variant, seed, key, f"{variant.id} trial={trial} seed={seed}",
                                params, tags)
 
-    def finish_cell(self, run_id: str, result, png: bytes | None) -> None:
+    def finish_cell(self, run_id: str, result, png: bytes | None, still_ours=None) -> bool:
         """Log a SeedResult in batches, then mark the run terminal (last, so a kill before
-        this point leaves a RUNNING run that resume does not count)."""
+        this point leaves a RUNNING run that resume does not count).
+
+        ``still_ours()`` (claims with leases) is asked right before the terminal status: when
+        the claim was lost meanwhile, or another claimant already marked the run KILLED, the run
+        is marked KILLED and False returned (another worker trains the cell)."""
         from mlflow.entities import Metric, RunTag
 
         ts = int(time.time() * 1000)
@@ -380,7 +389,12 @@ class Store:
                 f = Path(tmp) / "samples.png"
                 f.write_bytes(png)
                 self.client.log_artifact(run_id, str(f), "samples")
+        if still_ours is not None and (not still_ours() or self.client.get_run(run_id).info.status != "RUNNING"):
+            self.client.set_tag(run_id, f"{T}error", "claim lost before the run was marked finished; trained elsewhere")
+            self.client.set_terminated(run_id, "KILLED")
+            return False
         self.client.set_terminated(run_id, result.status)
+        return True
 
     def kill(self, run_id: str) -> None:
         self.client.set_terminated(run_id, "KILLED")

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import failpoints
+from harness.claims import _redact
 from harness.errors import HarnessError
 from harness.hypothesis import TUNING_SEED_BASE, Variant
 
@@ -75,7 +76,8 @@ def storage(url: str | None, root: Path):
             return optuna.storages.RDBStorage(url, **kwargs)
         except Exception as exc:  # noqa: BLE001  (bad URL, driver missing, server down)
             raise HarnessError(
-                f"--optuna-storage {url}: cannot open it ({type(exc).__name__}: {exc})\n"
+                f"--optuna-storage {_redact(url)}: cannot open it "
+                f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''})\n"
                 "  hint: a database URL Optuna supports (postgresql://user@host/db), or a journal file path"
             ) from None
     path = Path(url) if url else root / JOURNAL
@@ -100,13 +102,13 @@ def _create_schema(url: str, schema: str) -> None:
             eng.dispose()
     except Exception as exc:  # noqa: BLE001  (server down, bad URL)
         raise HarnessError(
-            f"--optuna-storage {url}: cannot open it ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]})\n"
+            f"--optuna-storage {_redact(url)}: cannot open it ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]})\n"
             "  hint: start PostgreSQL, or fix the URL (postgresql://USER@HOST:PORT/DB)"
         ) from None
 
 
 def storage_label(url: str | None, root: Path) -> str:
-    return url if url else str((root / JOURNAL).resolve())
+    return _redact(url) if url else str((root / JOURNAL).resolve())
 
 
 def study_name(hyp_id: str, version: str, variant: Variant) -> str:
@@ -174,9 +176,10 @@ def tune_variant(
     direction = "minimize" if pred.direction == "lower" else "maximize"
     name = study_name(col.id, reg.version, variant)
     dists = {k: d.optuna() for k, d in sorted(tuning.space.items())}
-    from harness.claims import FlockClaims
+    from harness.claims import FlockClaims, tuning_key
 
     claims = claims if claims is not None else FlockClaims(store.root)
+    lease_key = tuning_key(reg.version, variant)
     with claims.tuning(reg.version, variant) as held:
         study = optuna.create_study(
             study_name=name, storage=storage_obj, sampler=_sampler(tuning), direction=direction, load_if_exists=True
@@ -221,16 +224,23 @@ def tune_variant(
                 key = engine.stack_key(model_cls, tv.model_config, tv.training)
                 groups.setdefault(key, []).append((trial, tv))
             for members in groups.values():
-                trained += _train_trials(
-                    col, store, reg, variant, members, ds, model_cls, dev, scored, name, study, provenance
+                n = _train_trials(
+                    col, store, reg, variant, members, ds, model_cls, dev, scored, name, study, provenance,
+                    still_ours=(lambda: lease_key in claims.still_held([lease_key])) if claims.waits else None,
                 )
+                if n < 0:  # the lease was lost: the new holder repairs these trials and goes on
+                    return _best(hyp, variant, study, busy=True)
+                trained += n
                 if progress is not None:
                     progress(trained)
         return dataclasses.replace(_best(hyp, variant, study), trained=trained)
 
 
-def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored, name, study, provenance) -> int:
-    """Train a group of asked trials of equal shape as one block, log them, tell Optuna."""
+def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored, name, study, provenance,
+                  still_ours=None) -> int:
+    """Train a group of asked trials of equal shape as one block, log them, tell Optuna.
+    Returns the runs trained, or -1 when ``still_ours()`` says the variant's lease was lost:
+    then nothing is told (the new holder fails these trials and asks again)."""
     from harness import engine, sample_metrics
 
     hyp = col.hypothesis
@@ -278,9 +288,16 @@ def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored,
             if scored and res.samples is not None:
                 res.metrics.update(sample_metrics.score(res.samples, ds, res.seed, store.root / "cache"))
             res.samples = None  # no sample grids for trials
-            store.finish_cell(rid, res, None)
+            ok = store.finish_cell(rid, res, None, still_ours=still_ours)
             ended.add(rid)
+            if not ok:
+                for other in run_ids:
+                    if other not in ended:
+                        store.kill(other)
+                return -1
             per_trial.setdefault(trial.number, []).append(res.metrics)
+        if still_ours is not None and not still_ours():
+            return -1
         for trial, _tv in members:
             value, diverged = _objective(per_trial[trial.number], pred.metric, pred.direction)
             trial.set_user_attr("diverged", diverged)

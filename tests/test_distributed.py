@@ -131,10 +131,12 @@ def test_submitits_local_executor_runs_the_same_jobs_without_slurm(tmp_path, pg_
     _assert_exactly_one_finished(_cells(pg_db, hid), 4)
 
 
-def test_executors_that_cannot_start_fail_before_registering(tmp_path, pg_db):
+def test_executors_that_cannot_start_fail_before_registering(tmp_path, pg_db, ray_cluster):
     cwd, hid = _project(tmp_path)
     rc, out = _run(cwd, hid, "--store", pg_db, "--executor", "ray", "--address", "127.0.0.1:1")
     assert rc == 2 and "--address 127.0.0.1:1" in out and "no Ray cluster" in out, out
+    rc, out = _run(cwd, hid, "--store", pg_db, "--executor", "ray", "--address", ray_cluster, "--ray-gpus", "1")
+    assert rc == 2 and "--ray-gpus 1" in out and "GPUs" in out, out  # would wait forever in Ray's queue
     env = {"PATH": str(tmp_path)}  # no sbatch on this PATH
     rc, out = _run(cwd, hid, "--store", pg_db, "--executor", "slurm", env=env)
     assert rc == 2 and "sbatch" in out, out
@@ -212,9 +214,10 @@ def test_a_worker_killed_mid_block_has_its_cells_retrained_once_by_another(execu
     cells = _cells(pg_db, hid)
     _assert_exactly_one_finished(cells, 6)
     killed = [r for rs in cells.values() for r in rs if r.info.status == "KILLED"]
-    # One block of 3 seeds died; a broken process pool (local) also stops the other block in flight.
-    assert len(killed) == 3 or (executor == "local" and len(killed) == 6), [r.info.status for rs in cells.values()
-                                                                            for r in rs]
+    # One block of 3 seeds died; a broken process pool (local) also stops the other block in flight
+    # (those of its runs not yet logged).
+    statuses = [r.info.status for rs in cells.values() for r in rs]
+    assert len(killed) == 3 or (executor == "local" and 3 <= len(killed) <= 6), statuses
     for r in killed:
         key = (r.data.tags["harness.variant"], int(r.data.tags["harness.seed"]))
         fin = next(x for x in cells[key] if x.info.status == "FINISHED")
