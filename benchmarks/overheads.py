@@ -9,11 +9,15 @@
 3. Resume: ``harness.study.plan`` over a store holding 100 and 1,000 finished runs of one
    version; the ratio of the two should be about 10 (one paginated pass, no per-cell queries).
    The per-block re-read that ``execute`` does after claiming is timed too.
+4. Planning at 1,000 and 10,000 finished runs: the tag-only SQL query against whole run objects.
+5. Claims: a PostgreSQL lease per cell against a flock file per cell (``--pg``).
 
 Usage::
 
     python benchmarks/overheads.py                    # all three, about 5 minutes on 2 cores
     python benchmarks/overheads.py --only logging --steps 1500
+    python benchmarks/overheads.py --only planning --sizes 1000,10000
+    python benchmarks/overheads.py --only leases --pg postgresql://postgres@127.0.0.1:PORT/DB
 
 Needs mlflow (this is the one benchmark that does).
 """
@@ -195,7 +199,7 @@ hypothesis = Hypothesis(
 '''
 
 
-def fill_store(tmp: Path, n_cells: int):
+def fill_store(tmp: Path, n_cells: int, light: bool = False):
     """A store with one registered version and ``n_cells`` FINISHED runs (2 variants)."""
     from harness.collect import collect
     from harness.engine import SeedResult
@@ -211,7 +215,7 @@ def fill_store(tmp: Path, n_cells: int):
     reg, _ = register(col, store)
     params = {"model": "vae", "dataset": "digits", "latent_dim": 2, "hidden": 8}
     tags = {"host": "bench", "block_size": 8}
-    hist = {k: [(s, 1.0) for s in range(50, 1501, 50)] for k in ("neg_elbo", "rate", "distortion")}
+    hist = {} if light else {k: [(s, 1.0) for s in range(50, 1501, 50)] for k in ("neg_elbo", "rate", "distortion")}
     t = time.perf_counter()
     for v in col.hypothesis.variants:
         for s in range(n_cells // 2):
@@ -255,9 +259,66 @@ def resume(reps: int) -> None:
     print(f"resume scaling ratio {out[1000][0] / out[100][0]:.1f} (plan time at 1,000 / at 100 runs; linear = 10)")
 
 
+def planning(sizes: tuple[int, ...], reps: int) -> None:
+    """Planning over 1,000 and 10,000 finished runs: the tag-only SQL query that ``plan`` uses
+    (:meth:`Store.cell_index`) against reading whole run objects (``search_runs``, the path a
+    tracking server has). Runs are written without histories (the query never reads them)."""
+    from harness.study import plan
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = {}
+        for n in sizes:
+            col, store, reg, t_fill = fill_store(Path(tmp), n, light=True)
+            q, full, p = [], [], []
+            for _ in range(reps):
+                t = time.perf_counter()
+                rows = store.cell_index(col.id, reg.version)
+                q.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                runs = store.cell_runs(col.id, reg.version)
+                full.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                jobs, done = plan(col, store, reg.version)
+                p.append(time.perf_counter() - t)
+            assert len(rows) == len(runs) == n and done == n and not jobs
+            out[n] = tuple(statistics.median(x) for x in (q, full, p))
+            print(f"[planning] {n} finished runs (written in {t_fill:.0f} s): plan {out[n][2] * 1e3:.0f} ms "
+                  f"({out[n][2] / n * 1e6:.0f} us per run); its query {out[n][0] * 1e3:.0f} ms; "
+                  f"whole run objects (search_runs) {out[n][1] * 1e3:.0f} ms (ratio {out[n][1] / out[n][0]:.1f})")
+        a, b = sizes[0], sizes[-1]
+        print(f"planning scaling ratio {out[b][2] / out[a][2]:.1f} (plan at {b:,} / at {a:,} runs; linear = {b / a:g})")
+
+
+def leases(url: str, cells: int, block: int) -> None:
+    """Claim overhead per cell: PostgreSQL leases (acquire, the pre-finish check, release) against
+    flock files, for blocks of ``block`` cells."""
+    from types import SimpleNamespace
+
+    from harness.claims import FlockClaims, LeaseClaims, cell_key
+
+    v = SimpleNamespace(level="a", stratum="", id="a")
+    lc = LeaseClaims(url, ttl=60)
+    with tempfile.TemporaryDirectory() as tmp:
+        fc = FlockClaims(Path(tmp))
+        res = {}
+        for name, c in (("flock", fc), ("lease", lc)):
+            t = time.perf_counter()
+            for b in range(0, cells, block):
+                seeds = list(range(b, b + block))
+                with c.cells("bench", v, seeds) as held:
+                    c.still_held([cell_key("bench", v, s) for s in held])
+            res[name] = (time.perf_counter() - t) / cells
+        lc.close()
+    print(f"[leases] per cell, blocks of {block}: flock {res['flock'] * 1e3:.2f} ms, PostgreSQL lease "
+          f"{res['lease'] * 1e3:.2f} ms (acquire + pre-finish check + release; the heartbeat is one UPDATE "
+          f"per held block every ttl/4)")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=("logging", "startup", "resume"), default=None)
+    ap.add_argument("--only", choices=("logging", "startup", "resume", "planning", "leases"), default=None)
+    ap.add_argument("--sizes", default="1000,10000", help="planning: numbers of finished runs")
+    ap.add_argument("--pg", default=None, help="leases: a PostgreSQL database URL (skipped without one)")
     ap.add_argument("--hypothesis", default=str(DEFAULT_HYPOTHESIS))
     ap.add_argument("--seeds", type=int, default=8, help="seeds per block for the logging measurement")
     ap.add_argument("--steps", type=int, default=None, help="steps for the logging measurement (default: the hypothesis's)")
@@ -275,6 +336,10 @@ def main(argv=None) -> int:
         startup(args.hypothesis, args.reps + 1)
     if args.only in (None, "resume"):
         resume(args.reps)
+    if args.only in (None, "planning"):
+        planning(tuple(int(x) for x in args.sizes.split(",")), args.reps)
+    if args.only in (None, "leases") and args.pg:
+        leases(args.pg, 400, 8)
     return 0
 
 

@@ -236,13 +236,29 @@ def run(
     data_dir: str | None = DataDirOpt,
     optuna_storage: str | None = typer.Option(
         None, "--optuna-storage",
-        help="Optuna storage for tuning: a database URL (RDB) or a journal file (default <store root>/optuna.journal).",
+        help="Optuna storage for tuning: a database URL (RDB) or a journal file (default: --db, else "
+             "<store root>/optuna.journal).",
     ),
+    executor: str = typer.Option("local", "--executor", help="local (this host), ray or slurm."),
+    db: str | None = typer.Option(
+        None, "--db", help="PostgreSQL URL for claims (leases) and tuning (default: the store when it is "
+                           "postgresql://; env HARNESS_DB). Needed with --executor ray/slurm and an http:// store."),
+    address: str | None = typer.Option(None, "--address", help="Ray: the cluster's address (default $RAY_ADDRESS, "
+                                                               "else a local cluster)."),
+    ray_cpus: float = typer.Option(1.0, "--ray-cpus", help="Ray: CPUs per job."),
+    ray_gpus: float = typer.Option(0.0, "--ray-gpus", help="Ray: GPU share per job (0.25: four blocks per GPU)."),
+    slurm_partition: str | None = typer.Option(None, "--slurm-partition", help="Slurm partition ([tool.harness.slurm])."),
+    slurm_time: int | None = typer.Option(None, "--slurm-time", help="Slurm: minutes per job."),
+    slurm_gpus: int | None = typer.Option(None, "--slurm-gpus", help="Slurm: GPUs per job."),
+    slurm_cpus: int | None = typer.Option(None, "--slurm-cpus", help="Slurm: CPUs per job."),
+    slurm_cluster: str | None = typer.Option(
+        None, "--slurm-cluster", help="slurm (default) or local (submitit's local executor: the job files run "
+                                      "here, no Slurm; env HARNESS_SLURM_CLUSTER)."),
 ):
     """Register if needed, then tune (if declared) and train every (variant, seed) not yet finished."""
     from harness.collect import collect
     from harness.engine import pick_device
-    from harness.study import check_seeds, run_study
+    from harness.study import check_seeds
     from harness.study import register as do_register
     from harness.tracking import Store
 
@@ -250,22 +266,80 @@ def run(
         raise HarnessError(f"--block-size {block_size}: expected a positive integer")
     if workers < 1:
         raise HarnessError(f"--workers {workers}: expected a positive integer")
+    from harness import executors
+
     _use_data_dir(data_dir)
+    ex = executors.make(executor, workers=workers, address=address, ray_cpus=ray_cpus, ray_gpus=ray_gpus,
+                        slurm_cluster=slurm_cluster, partition=slurm_partition, time=slurm_time,
+                        gpus_per_task=slurm_gpus, cpus_per_task=slurm_cpus)
     col = collect(target, smoke=smoke)
     check_seeds(col, seeds)
-    dev = pick_device(device)
+    if ex.distributed:  # the workers' devices, not this host's: each worker resolves `auto` itself
+        if device != "auto" and device != "cpu" and not device.startswith("cuda"):
+            raise HarnessError(f"--device {device!r}: expected auto, cpu or cuda[:N]")
+        dev = device
+    else:
+        dev = pick_device(device)
     _check_data(col)  # before registering: a study whose data is missing is not registered
+    from harness.tracking import resolve_uri
+
+    if ex.distributed and resolve_uri(store).startswith("sqlite:"):  # refused before the file is created
+        raise HarnessError(
+            f"--executor {ex.name}: the store {resolve_uri(store)} is a sqlite file, which workers on several hosts "
+            "must not write\n  hint: --store postgresql://USER@HOST/DB, or --store http://HOST:PORT (an MLflow "
+            "server) with --db"
+        )
     st = Store(store)
-    reg, created = do_register(col, st, new_version=new_version)
-    word = "registered" if created else "resuming"
-    out.print(f"{word} {col.id} v{reg.number} ({reg.version}) on {dev}; store {st.uri}", markup=False)
+    claims, optuna_storage = _coordination(st, ex, db, optuna_storage, col)
+    ex.start()  # an executor that cannot start fails here, before anything is registered
+    try:
+        reg, created = do_register(col, st, new_version=new_version)
+        word = "registered" if created else "resuming"
+        out.print(f"{word} {col.id} v{reg.number} ({reg.version}) on {dev}; store {st.uri}; executor "
+                  f"{ex.describe()}; claims {claims.kind}", markup=False)
+        if ex.distributed and block_size is None:
+            out.print("note: blocks are sized here (on CPU: up to 16 seeds); pass --block-size for GPU workers",
+                      markup=False)
+        _run_registered(col, st, reg, seeds, dev, workers, block_size, optuna_storage, ex, claims, smoke, store)
+    finally:
+        ex.stop()
+        claims.close()
+
+
+def _coordination(st, ex, db: str | None, optuna_storage: str | None, col):
+    """The claims backend and the tuning storage for this store and executor, or a located
+    refusal: hosts must never share a sqlite file, and claims across hosts need a database."""
+    from harness.claims import FlockClaims, LeaseClaims
+
+    db = db or os.environ.get("HARNESS_DB") or (st.uri if st.uri.startswith(("postgresql", "postgres://")) else None)
+    if ex.distributed and db is None:
+        raise HarnessError(
+            f"--executor {ex.name}: claims across hosts need a database, and the store {st.uri} is not one\n"
+            "  hint: pass --db postgresql://USER@HOST/DB (or set HARNESS_DB)"
+        )
+    if ex.distributed and col.hypothesis.tuning is not None and optuna_storage and (
+            "://" not in optuna_storage or optuna_storage.startswith("sqlite:")):
+        raise HarnessError(
+            f"--optuna-storage {optuna_storage}: a journal or sqlite file is local to one host; --executor {ex.name} "
+            "tunes on several\n  hint: leave --optuna-storage out (the --db database is used) or give a "
+            "PostgreSQL URL"
+        )
+    claims = LeaseClaims(db) if db else FlockClaims(st.root)
+    if db:
+        _ = claims.engine  # a database that cannot be opened fails here, located
+    return claims, optuna_storage or db
+
+
+def _run_registered(col, st, reg, seeds, dev, workers, block_size, optuna_storage, ex, claims, smoke, store) -> None:
+    from harness.study import run_study
+
     if col.hypothesis.smoke:
         out.print("[yellow]smoke mode: tiny budget, not evidence[/]")
     with _RunProgress(out) as progress:
         summary = run_study(
             col, st, reg, n_seeds=seeds, device=str(dev), workers=workers,
             block_size=block_size, on_progress=progress.ended, on_training=progress.training,
-            optuna_storage=optuna_storage,
+            optuna_storage=optuna_storage, executor=ex, claims=claims,
         )
     for m in summary.messages:
         out.print(f"[yellow]{m}[/]")
@@ -471,6 +545,12 @@ def ui(
     from harness.tracking import local_root, resolve_uri
 
     uri = resolve_uri(store)
+    if uri.startswith(("http://", "https://")):  # a tracking server already is the UI
+        from harness.tracking import Store
+
+        Store(uri, create=False)  # reachable, and it answers the API
+        out.print(f"MLflow UI on {uri} (the tracking server itself serves it)", markup=False)
+        return
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
            "--port", str(port), "--workers", "1"]
     if uri.startswith("sqlite:///"):

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import failpoints
-from harness.collect import Collected, collect
+from harness.claims import FlockClaims, cell_key, claim_name, tuning_key  # noqa: F401  (claim_name: public here before)
+from harness.collect import Collected
 from harness.errors import HarnessError, Interrupted, RunError, StoreError, translate
 from harness.hypothesis import Sequential, Variant, diff_declarations
 
@@ -137,7 +138,6 @@ def hypothesis_provenance(col: Collected) -> dict:
     """:func:`provenance` plus the hypothesis file's own sha256 and git state: ``git checkout``
     of the recorded commit cannot restore an untracked or modified file, so it makes the
     record dirty (the registered copy of the file is what reproduces the study)."""
-    import hashlib
 
     prov = provenance()
     state = "no git repository"
@@ -165,12 +165,12 @@ def current_registration(col: Collected, store):
 
 
 # ---------------------------------------------------------------------- job list
-def cell_status(store, hyp_id: str, version: str) -> dict[tuple[str, str, int], list]:
-    """(level, stratum, seed) -> its runs; one pass over the store (no per-cell queries)."""
+def cell_status(store, hyp_id: str, version: str, variant: Variant | None = None) -> dict[tuple[str, str, int], list]:
+    """(level, stratum, seed) -> its runs (CellRun); one query (:meth:`Store.cell_index`),
+    of one variant's cells when ``variant`` is given."""
     out: dict[tuple[str, str, int], list] = {}
-    for r in store.cell_runs(hyp_id, version):
-        t = r.data.tags
-        out.setdefault((t["harness.variant"], t["harness.stratum"], int(t["harness.seed"])), []).append(r)
+    for r in store.cell_index(hyp_id, version, variant):
+        out.setdefault((r.variant, r.stratum, r.seed), []).append(r)
     return out
 
 
@@ -191,7 +191,7 @@ def plan(
         todo = []
         for s in hyp.confirmatory_seeds(n_seeds):
             runs = status.get((v.level, v.stratum, s), [])
-            if any(r.info.status in FINISHED_STATUSES for r in runs):
+            if any(r.status in FINISHED_STATUSES for r in runs):
                 done += 1
             else:
                 todo.append(s)
@@ -212,37 +212,10 @@ def _auto_block(col: Collected, v: Variant, device: str) -> int:
 # ---------------------------------------------------------------------- claims
 @contextlib.contextmanager
 def claim(root: Path, version: str, variant: Variant, seeds: list[int]) -> Iterator[list[int]]:
-    """Hold flock claims on the cells of ``seeds``; yields the seeds this process got."""
-    d = root / "claims" / version
-    d.mkdir(parents=True, exist_ok=True)
-    held, fds = [], []
-    name = claim_name(variant)
-    try:
-        for s in seeds:
-            fd = os.open(d / f"{name}.seed{s}.lock", os.O_CREAT | os.O_RDWR, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            os.ftruncate(fd, 0)
-            os.write(fd, f"pid={os.getpid()} host={platform.node()}\n".encode())
-            fds.append(fd)
-            held.append(s)
+    """Hold flock claims on the cells of ``seeds``; yields the seeds this process got
+    (:class:`harness.claims.FlockClaims`; PostgreSQL leases are :class:`harness.claims.LeaseClaims`)."""
+    with FlockClaims(root).cells(version, variant, seeds) as held:
         yield held
-    finally:
-        for fd in fds:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-
-def claim_name(variant: Variant) -> str:
-    """A claim file's stem: a hash of the exact (level, stratum), so levels that sanitise alike
-    (``a b``, ``a_b``, ``a/b``) never share a claim and a long level never exceeds NAME_MAX;
-    a readable prefix for whoever lists the folder."""
-    digest = hashlib.sha256(f"{variant.level}\0{variant.stratum}".encode()).hexdigest()[:16]
-    safe = "".join(ch if ch.isalnum() or ch in "-_=." else "_" for ch in variant.id)[:40]
-    return f"{safe}-{digest}"
 
 
 # ---------------------------------------------------------------------- one job
@@ -253,26 +226,30 @@ def execute(
     job: Job,
     device: str = "auto",
     progress: Callable[[float], None] | None = None,
+    claims=None,
 ) -> dict:
-    """Claim, train and log one job. Returns counts: trained, finished, diverged, claimed."""
+    """Claim, train and log one job. Returns counts: trained, finished, diverged, claimed.
+
+    ``claims``: the backend (:mod:`harness.claims`); default flock files under the store root."""
     from harness import data, engine, sample_metrics
     from harness.registry import MODELS
 
     hyp = col.hypothesis
     counts = {"trained": 0, "finished": 0, "diverged": 0, "claimed": 0, "done": 0}
-    with claim(store.root, reg.version, job.variant, job.seeds) as held:
+    claims = claims if claims is not None else FlockClaims(store.root)
+    with claims.cells(reg.version, job.variant, job.seeds) as held:
         counts["claimed"] = len(job.seeds) - len(held)
         # Re-read after claiming: another process may have finished these cells meanwhile.
-        status = cell_status(store, col.id, reg.version)
+        status = cell_status(store, col.id, reg.version, job.variant)
         seeds = []
         for s in held:
             runs = status.get((job.variant.level, job.variant.stratum, s), [])
-            if any(r.info.status in FINISHED_STATUSES for r in runs):
+            if any(r.status in FINISHED_STATUSES for r in runs):
                 counts["done"] += 1
                 continue
             for r in runs:  # RUNNING under our claim: its process died
-                if r.info.status == "RUNNING":
-                    store.kill(r.info.run_id)
+                if r.status == "RUNNING":
+                    store.kill(r.run_id)
             seeds.append(s)
         if not seeds:
             return counts
@@ -286,6 +263,7 @@ def execute(
             **{f"training.{k}": v for k, v in dataclasses.asdict(job.variant.training).items()},
         }
         tags = {**provenance(str(dev)), "block_size": len(seeds), "phase": "confirm",
+                "worker": f"{platform.node()}:{os.getpid()}",
                 "can_sample": engine.can_sample(model_cls)}
         if hyp.tuning is not None:  # trained at the variant's best tuning trial's configuration
             tags["tuned"] = "true"
@@ -308,13 +286,19 @@ def execute(
             phase = "training"
             results = engine.train_block(model_cls, job.variant.model_config, training, ds, seeds, dev, progress=cb)
             phase = "logging"
+            keys = {s: cell_key(reg.version, job.variant, s) for s in seeds}
             for res in results:
                 if scored and res.samples is not None:
                     res.metrics.update(sample_metrics.score(res.samples, ds, res.seed, store.root / "cache"))
                 grid = res.samples[:64] if res.samples is not None else None
                 png = sample_grid_png(grid, ds.shape) if grid is not None else None
-                store.finish_cell(run_ids[res.seed], res, png)
+                key = keys[res.seed]
+                ours = store.finish_cell(run_ids[res.seed], res, png,
+                                         still_ours=(lambda k=key: k in claims.still_held([k])) if claims.waits else None)
                 ended.add(res.seed)
+                if not ours:  # the lease was lost (heartbeat cut off): the new claimant trains the cell
+                    counts["lost"] = counts.get("lost", 0) + 1
+                    continue
                 counts["trained"] += 1
                 counts["finished" if res.status == "FINISHED" else "diverged"] += 1
         except BaseException as exc:  # noqa: BLE001  (re-raised: the runs must not stay RUNNING)
@@ -399,7 +383,6 @@ def sample_grid_png(samples, shape: tuple[int, ...]) -> bytes:
 
 
 # ---------------------------------------------------------------------- the run loop
-_COLLECTED: dict[tuple[str, bool], Collected] = {}
 _IN_JOB = threading.Event()
 
 
@@ -417,31 +400,6 @@ def _changes(col: Collected, variant: Variant) -> dict:
             if getattr(old, f.name) != getattr(new, f.name):
                 out[f.name] = getattr(new, f.name)
     return out
-
-
-def _worker(path: str, smoke: bool, store_uri: str, reg, level: str, stratum: str, changes: dict,
-            seeds: list[int], device: str, threads: int) -> dict:
-    """One job in a pool process. Only primitive data crosses the process boundary: a model
-    defined in the hypothesis file exists here only after the file is collected again."""
-    import torch
-
-    torch.set_num_threads(threads)
-    from harness.tracking import Store
-
-    if (path, smoke) not in _COLLECTED:
-        _COLLECTED[path, smoke] = collect(path, smoke=smoke)
-    col = _COLLECTED[path, smoke]
-    if col.hypothesis.version != reg.version:
-        raise StoreError(f"{path}: the file changed while the study ran (version {col.hypothesis.version}, "
-                         f"registered {reg.version})\n  hint: restore it, or register the change with --new-version")
-    variant = _declared(col, level, stratum)
-    if changes:
-        variant = col.hypothesis.tuned_variant(variant, changes)
-    _IN_JOB.set()
-    try:
-        return execute(col, Store(store_uri), reg, Job(variant, seeds), device)
-    finally:
-        _IN_JOB.clear()
 
 
 def _init_worker(parent: int) -> None:
@@ -541,6 +499,8 @@ def run_study(
     on_progress: Callable[[float, int], None] | None = None,
     optuna_storage: str | None = None,
     on_training: Callable[[float, int], None] | None = None,
+    executor=None,
+    claims=None,
 ) -> RunSummary:
     """Train every (variant, seed) of ``reg``'s version not yet done.
 
@@ -548,78 +508,85 @@ def run_study(
     (:mod:`harness.tuning`; trial runs on the validation split, seeds disjoint from the
     confirmatory ones), then the confirmatory runs, each variant at its best configuration.
 
+    ``executor`` (:mod:`harness.executors`; default local with ``workers`` processes) runs the
+    jobs; ``claims`` (:mod:`harness.claims`; default flock files under the store root) decides
+    who trains what. With flock claims a cell another live process holds is skipped (it is
+    alive: the kernel says so); with leases the driver waits for it, and takes it over when its
+    lease expires (its worker died).
+
     ``on_progress(ended_runs, total_runs)`` is called when runs have ended (logged, terminal);
     ``on_training(trained, total_runs)`` as training advances inside a block (in run units,
     fractional; in-process only): a block's runs end only after all its seeds trained.
     """
     import time
 
+    from harness.executors import LocalExecutor
+
     hyp = col.hypothesis
     check_seeds(col, n_seeds)
-    if workers < 1:
-        raise HarnessError(f"--workers {workers}: expected a positive integer")
+    executor = executor if executor is not None else LocalExecutor(workers)
+    claims = claims if claims is not None else FlockClaims(store.root)
     if n_seeds is None and isinstance(hyp.seeds, Sequential):  # look by look, stop when decided
         return run_sequential(col, store, reg, device=device, workers=workers, block_size=block_size,
-                              on_progress=on_progress, optuna_storage=optuna_storage)
+                              on_progress=on_progress, optuna_storage=optuna_storage, executor=executor,
+                              claims=claims)
     t0 = time.perf_counter()
     variants, busy, tuned_runs = hyp.variants, [], 0
     if hyp.tuning is not None:
-        variants, busy, tuned_runs = _tune(col, store, reg, device, block_size, optuna_storage, on_progress)
-    jobs, done = plan(col, store, reg.version, n_seeds, block_size, device, variants=variants)
+        variants, busy, tuned_runs = _tune(col, store, reg, device, block_size, optuna_storage, on_progress,
+                                           executor, claims)
     total = len(hyp.variants) * (n_seeds or hyp.seeds)
-    summary = RunSummary(already_done=done, planned=total, tuning_trained=tuned_runs)
+    summary = RunSummary(planned=total, tuning_trained=tuned_runs)
     for v in busy:
         summary.messages.append(
             f"variant {v.id} is being tuned by another `harness run` of this study; its confirmatory runs "
             "wait until its tuning is complete. Run again when that process ends."
         )
-    completed = float(done)
-    if on_progress:
-        on_progress(completed, total)
+    first = True
+    state = {"completed": 0.0}
 
-    def absorb(c: dict) -> None:
-        nonlocal completed
+    def make_specs():
+        jobs, done = plan(col, store, reg.version, n_seeds, block_size, device, variants=variants)
+        nonlocal first
+        if first:
+            summary.already_done = done
+            first = False
+        state["done"] = done
+        state["completed"] = float(done)
+        if on_progress:
+            on_progress(float(done), total)
+        specs, waiting = [], 0
+        for job in jobs:
+            seeds = job.seeds
+            if claims.waits:  # cells under another live lease: wait, never train them twice
+                theirs = claims.foreign_cells(reg.version, job.variant, seeds)
+                waiting += len(theirs)
+                seeds = [s for s in seeds if s not in theirs]
+            if seeds:
+                specs.append({**_spec(col, store, reg, claims, job.variant, device), "kind": "cells", "seeds": seeds})
+        return specs, waiting
+
+    def absorb(spec: dict, c: dict) -> None:
         summary.trained += c["trained"]
         summary.finished += c["finished"]
         summary.diverged += c["diverged"]
-        summary.skipped_claimed += c["claimed"]
-        summary.already_done += c["done"]
+        summary.skipped_claimed += c["claimed"] if not claims.waits else 0
+        summary.already_done += c["done"] if not claims.waits else 0
+        state["completed"] += c["trained"] + c["done"]  # not cells another process still trains
+        if on_progress:
+            on_progress(state["completed"], total)
 
-    if workers == 1:
-        for job in jobs:
-            base = completed
+    def in_process(spec: dict) -> dict:
+        def prog(x: float) -> None:  # in-process jobs run one after the other: the base is read now
+            if on_training:
+                on_training(state["completed"] + x, total)
 
-            def prog(x: float, base: float = base) -> None:
-                if on_training:
-                    on_training(base + x, total)
+        return {**spec, "progress": prog}
 
-            c = execute(col, store, reg, job, device, progress=prog)
-            absorb(c)
-            completed = base + c["trained"] + c["done"]  # not cells another process still trains
-            if on_progress:
-                on_progress(completed, total)
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(os.getpid(),)) as pool:
-            futs = {
-                pool.submit(_worker, str(col.path), col.hypothesis.smoke, store.uri, reg, job.variant.level,
-                            job.variant.stratum, _changes(col, job.variant), job.seeds, device, threads): job
-                for job in jobs
-            }
-            try:
-                for fut in as_completed(futs):
-                    absorb(fut.result())
-                    completed += len(futs[fut].seeds)
-                    if on_progress:
-                        on_progress(completed, total)
-            except BaseException:
-                _stop_pool(pool, futs)
-                raise
+    _drive(executor, claims, make_specs, absorb, in_process, summary, col, store)
+    elsewhere = state.get("done", 0) - summary.already_done - summary.trained
+    if claims.waits and elsewhere > 0:
+        summary.messages.append(f"{elsewhere} runs ended meanwhile in other workers (live leases; none trained twice)")
     summary.seconds = time.perf_counter() - t0
     if summary.skipped_claimed:
         summary.messages.append(
@@ -627,6 +594,64 @@ def run_study(
             "(claimed); they were skipped here. Run again when it ends to confirm all runs finished."
         )
     return summary
+
+
+MAX_LOST_ROUNDS = 3
+
+
+def _spec(col: Collected, store, reg, claims, variant: Variant, device: str) -> dict:
+    """The plain-data part of a job spec shared by both kinds (see :mod:`harness.jobs`)."""
+    return {"path": str(col.path), "smoke": col.hypothesis.smoke, "store": store.uri, "root": str(store.root),
+            "claims": claims.spec(), "reg": reg, "level": variant.level, "stratum": variant.stratum,
+            "changes": _changes(col, variant), "device": device}
+
+
+def _drive(executor, claims, make_specs, absorb, in_process, summary: RunSummary, col: Collected, store) -> None:
+    """Submit the planned jobs, absorb their results, and plan again until nothing is left.
+
+    Flock claims: one pass (cells another live process holds are skipped), again only after a
+    worker was lost (its flocks are gone with it). Leases: again until every cell has ended,
+    waiting for cells under another live lease and taking over those whose lease expired. A
+    job lost with its worker ``MAX_LOST_ROUNDS`` passes in a row is an error, not a loop."""
+    import time
+
+    from harness import jobs as jobs_mod
+    from harness.executors import LocalExecutor
+
+    local = isinstance(executor, LocalExecutor) and executor.workers == 1
+    if local:
+        jobs_mod.seed_caches(col, store, claims)
+    lost_rounds, waited, poll = 0, False, min(5.0, getattr(claims, "ttl", 5.0) / 3)
+    while True:
+        specs, waiting = make_specs()
+        if not specs and not waiting:
+            break
+        if not specs:  # everything left is under another live lease
+            waited = True
+            time.sleep(poll)
+            continue
+        lost = 0
+        for i, out in executor.run(jobs_mod.run_job, [in_process(s) for s in specs] if local else specs):
+            if isinstance(out, Exception):  # WorkerLost
+                lost += 1
+                summary.messages.append(f"a worker was lost ({out}); its cells are planned again")
+                continue
+            if "error" in out:
+                jobs_mod.raise_error(out)
+            absorb(specs[i], out["ok"])
+        lost_rounds = lost_rounds + 1 if lost else 0
+        if lost_rounds >= MAX_LOST_ROUNDS:
+            raise RunError(
+                f"{col.path}: jobs lost their worker in {MAX_LOST_ROUNDS} passes in a row (last: {summary.messages[-1]})\n"
+                "  hint: look at the executor's logs (out of memory? a node failing?); "
+                f"`harness run {col.path}` resumes what is left"
+            )
+        if not claims.waits and not lost:
+            break
+        if lost and claims.waits:
+            time.sleep(poll)  # the lost worker's leases expire before its cells can be taken over
+    if waited:
+        summary.messages.append("waited for cells that another worker held under a live lease (not trained twice)")
 
 
 def run_sequential(col: Collected, store, reg, **kw) -> RunSummary:
@@ -690,26 +715,55 @@ def _stop_pool(pool, futs) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _tune(col: Collected, store, reg, device, block_size, optuna_storage, on_progress):
-    """Phase 1: every variant's tuning to its full budget. Returns (variants at their best
-    configurations, variants another process is still tuning, trial runs trained here)."""
+def _tune(col: Collected, store, reg, device, block_size, optuna_storage, on_progress, executor=None, claims=None):
+    """Phase 1: every variant's tuning to its full budget, one job per variant (they run in
+    parallel on a pool or a cluster; each trains its trials in blocks). Returns (variants at
+    their best configurations, variants another process is still tuning, trial runs trained)."""
     from harness import tuning
+    from harness.executors import LocalExecutor
 
     hyp = col.hypothesis
+    executor = executor if executor is not None else LocalExecutor(1)
+    claims = claims if claims is not None else FlockClaims(store.root)
     st = tuning.storage(optuna_storage, store.root)
     store.set_tag(reg.run_id, "optuna_storage", tuning.storage_label(optuna_storage, store.root))
-    best, busy, trained, chosen = [], [], 0, {}
     total = hyp.n_tuning_runs
-    for v in hyp.variants:
-        base = trained
+    summary = RunSummary()
+    state = {"trained": 0}
 
-        def prog(n: int, base: int = base) -> None:
+    def make_specs():
+        specs, waiting = [], 0
+        for v in hyp.variants:
+            if tuning.complete_trials(col, reg, v, st) >= hyp.tuning.trials:
+                continue
+            if claims.waits and claims.foreign([tuning_key(reg.version, v)]):
+                waiting += 1
+                continue
+            specs.append({**_spec(col, store, reg, claims, v, device), "kind": "tune", "seeds": [],
+                          "block_size": block_size, "optuna": optuna_storage})
+        return specs, waiting
+
+    def absorb(spec: dict, c: dict) -> None:
+        state["trained"] += c["trained"]
+        if on_progress:
+            on_progress(state["trained"], total)
+
+    def in_process(spec: dict) -> dict:
+        base: list[int] = []
+
+        def prog(n: int) -> None:  # n counts this job's trials from 0; the base is taken at its first call
+            if not base:
+                base.append(state["trained"])
             if on_progress:
-                on_progress(base + n, total)
+                on_progress(base[0] + n, total)
 
-        res = tuning.tune_variant(col, store, reg, v, st, device=device, block_size=block_size, progress=prog)
-        trained += res.trained
-        if res.busy or res.complete < hyp.tuning.trials:
+        return {**spec, "progress": prog}
+
+    _drive(executor, claims, make_specs, absorb, in_process, summary, col, store)
+    best, busy, chosen = [], [], {}
+    for v in hyp.variants:
+        res = tuning.load_best(col, reg, v, st)
+        if res.complete < hyp.tuning.trials:  # another process (flock) still tunes it
             busy.append(v)
             continue
         best.append(res.variant)
@@ -721,12 +775,12 @@ def _tune(col: Collected, store, reg, device, block_size, optuna_storage, on_pro
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "best.json").write_text(json.dumps(chosen, indent=2, sort_keys=True))
             store.log_artifacts(reg.run_id, Path(tmp), "tuning")
-    return best, busy, trained
+    return best, busy, state["trained"]
 
 
 def progress_counts(store, col_id: str, version: str, n_planned: int) -> tuple[int, int]:
     """(cells done, planned) for one version."""
     status = cell_status(store, col_id, version)
-    done = sum(1 for runs in status.values() if any(r.info.status in FINISHED_STATUSES for r in runs))
+    done = sum(1 for runs in status.values() if any(r.status in FINISHED_STATUSES for r in runs))
     return done, n_planned
 

@@ -30,9 +30,11 @@ T = "harness."  # tag prefix
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-# MLflow's HTTP defaults (7 retries, exponential backoff, 120 s timeout) make an unreachable
-# tracking server take minutes to fail; a user who wants them back sets the variables.
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+# MLflow's HTTP defaults (7 retries, exponential backoff, 120 s timeout) would make an
+# unreachable tracking server take minutes to fail; a user who wants them sets the variables.
+# A TCP probe (PROBE_SECONDS) answers "is it there at all" before anything else; after that, a
+# server restarting mid-study is retried with backoff (2, 4, 8, 16, 32 s: about a minute).
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "6")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 PROBE_SECONDS = 5.0  # a TCP connect to the tracking server before anything else
@@ -71,12 +73,25 @@ class Registration:
     tags: dict
 
 
+@dataclass(frozen=True)
+class CellRun:
+    """One child run, as planning needs it (:meth:`Store.cell_index`)."""
+
+    run_id: str
+    status: str
+    variant: str
+    stratum: str
+    seed: int
+
+
 class Store:
     """A tracking store at ``uri`` (see :func:`resolve_uri`)."""
 
-    def __init__(self, store: str | None = None, *, create: bool = True):
+    def __init__(self, store: str | None = None, *, create: bool = True, root: Path | None = None):
         self.uri = resolve_uri(store)
-        self.root = local_root(self.uri)
+        # ``root``: where a worker started elsewhere (a Ray task's own cwd) keeps the caches of
+        # the driver's store; it never changes what is read or written in the store itself.
+        self.root = Path(root) if root is not None else local_root(self.uri)
         # How the user named the store, for messages.
         given = (f"--store {store}" if store else f"${ENV_STORE}={os.environ[ENV_STORE]}" if os.environ.get(ENV_STORE)
                  else "the default store runs/")
@@ -96,8 +111,15 @@ class Store:
         from mlflow.tracking import MlflowClient
 
         try:
-            self.client = MlflowClient(tracking_uri=self.uri)
-            self.client.search_experiments(max_results=1)
+            if self.uri.startswith(("postgresql", "postgres://")):
+                from harness.claims import pg_schema_lock
+
+                with pg_schema_lock(self.uri):  # MLflow creates its schema on first use
+                    self.client = MlflowClient(tracking_uri=self.uri)
+                    self.client.search_experiments(max_results=1)
+            else:
+                self.client = MlflowClient(tracking_uri=self.uri)
+                self.client.search_experiments(max_results=1)
         except Exception as exc:  # noqa: BLE001  (mlflow raises many kinds; name the store)
             known = translate(exc, given)
             if known is not None:
@@ -167,6 +189,15 @@ class Store:
             SqlAlchemyStore._engine_map.pop(uri, None)
 
     @property
+    def is_server(self) -> bool:
+        return self.uri.startswith(("http://", "https://"))
+
+    @property
+    def shared(self) -> bool:
+        """A store several hosts may write (a server or a database server), unlike a sqlite file."""
+        return not self.uri.startswith("sqlite:")
+
+    @property
     def artifact_root(self) -> str:
         return (self.root / "artifacts").resolve().as_uri()
 
@@ -177,8 +208,11 @@ class Store:
             return exp.experiment_id
         if not create:
             return None
+        # A tracking server keeps the artifacts (its --artifacts-destination, served to every
+        # host); a database store puts them under the store root, which hosts must share.
+        where = None if self.is_server else f"{self.artifact_root}/{hyp_id}"
         try:
-            return self.client.create_experiment(hyp_id, artifact_location=f"{self.artifact_root}/{hyp_id}")
+            return self.client.create_experiment(hyp_id, artifact_location=where)
         except Exception:  # noqa: BLE001  (MlflowException: created concurrently)
             return self.client.get_experiment_by_name(hyp_id).experiment_id
 
@@ -256,6 +290,37 @@ class Store:
             return []
         return self._search(exp, f"tags.`{T}kind` = 'run' and tags.`{T}version` = '{version}'")
 
+    def cell_index(self, hyp_id: str, version: str, variant=None) -> list[CellRun]:
+        """Every child run of one version as (run_id, status, variant, stratum, seed): the tags that
+        identify a cell and nothing else (only ``variant``'s, a Variant, when given). On a database store one SQL query over ``runs`` and
+        ``tags`` (the tags' primary key (key, run_uuid) serves each join); a tracking server
+        offers no such projection, so there it is a paginated ``search_runs``."""
+        exp = self.experiment_id(hyp_id, create=False)
+        if exp is None:
+            return []
+        engine = getattr(getattr(getattr(self.client, "_tracking_client", None), "store", None), "engine", None)
+        if engine is None:
+            rows = [CellRun(r.info.run_id, r.info.status, r.data.tags[f"{T}variant"], r.data.tags[f"{T}stratum"],
+                            int(r.data.tags[f"{T}seed"])) for r in self.cell_runs(hyp_id, version)]
+            return [r for r in rows if variant is None or (r.variant, r.stratum) == (variant.level, variant.stratum)]
+        import sqlalchemy as sa
+
+        def tag(alias: str, key: str) -> str:
+            return f"JOIN tags {alias} ON {alias}.run_uuid = r.run_uuid AND {alias}.key = '{T}{key}'"
+
+        sql = sa.text(
+            "SELECT r.run_uuid, r.status, v.value, st.value, sd.value FROM runs r "
+            f"{tag('k', 'kind')} {tag('ver', 'version')} {tag('v', 'variant')} {tag('st', 'stratum')} {tag('sd', 'seed')} "
+            "WHERE r.experiment_id = :exp AND r.lifecycle_stage = 'active' AND k.value = 'run' AND ver.value = :ver"
+            + (" AND v.value = :level AND st.value = :stratum" if variant is not None else "")
+        )
+        args = {"exp": int(exp), "ver": version}
+        if variant is not None:
+            args.update(level=variant.level, stratum=variant.stratum)
+        with engine.connect() as con:
+            rows = con.execute(sql, args).fetchall()
+        return [CellRun(rid, status, level, stratum, int(seed)) for rid, status, level, stratum, seed in rows]
+
     def start_cell(self, reg: Registration, hyp_id: str, variant, seed: int, params: dict, tags: dict) -> str:
         key = cell_key(reg.version, variant.level, variant.stratum, seed)
         return self._start_run("run", reg, hyp_id, variant, seed, key, f"{variant.id} seed={seed}", params, tags)
@@ -298,9 +363,13 @@ class Store:
         return self._start_run("trial", reg, hyp_id, variant, seed, key, f"{variant.id} trial={trial} seed={seed}",
                                params, tags)
 
-    def finish_cell(self, run_id: str, result, png: bytes | None) -> None:
+    def finish_cell(self, run_id: str, result, png: bytes | None, still_ours=None) -> bool:
         """Log a SeedResult in batches, then mark the run terminal (last, so a kill before
-        this point leaves a RUNNING run that resume does not count)."""
+        this point leaves a RUNNING run that resume does not count).
+
+        ``still_ours()`` (claims with leases) is asked right before the terminal status: when
+        the claim was lost meanwhile, or another claimant already marked the run KILLED, the run
+        is marked KILLED and False returned (another worker trains the cell)."""
         from mlflow.entities import Metric, RunTag
 
         ts = int(time.time() * 1000)
@@ -320,7 +389,12 @@ class Store:
                 f = Path(tmp) / "samples.png"
                 f.write_bytes(png)
                 self.client.log_artifact(run_id, str(f), "samples")
+        if still_ours is not None and (not still_ours() or self.client.get_run(run_id).info.status != "RUNNING"):
+            self.client.set_tag(run_id, f"{T}error", "claim lost before the run was marked finished; trained elsewhere")
+            self.client.set_terminated(run_id, "KILLED")
+            return False
         self.client.set_terminated(run_id, result.status)
+        return True
 
     def kill(self, run_id: str) -> None:
         self.client.set_terminated(run_id, "KILLED")

@@ -23,17 +23,15 @@ a result, COMPLETE with the worst value (+inf when minimising), flagged ``diverg
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
-import hashlib
 import json
 import math
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import failpoints
+from harness.claims import _redact
 from harness.errors import HarnessError
 from harness.hypothesis import TUNING_SEED_BASE, Variant
 
@@ -62,11 +60,24 @@ def storage(url: str | None, root: Path):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if url and "://" in url:
+        kwargs = {}
+        if url.startswith(("postgresql", "postgres://")):
+            # Its own schema: Optuna's tables (and its alembic_version) must not meet MLflow's
+            # when both share one database, as they do with --store postgresql://.
+            url = url.replace("postgres://", "postgresql://", 1)
+            _create_schema(url, PG_SCHEMA)
+            kwargs = {"engine_kwargs": {"connect_args": {"options": f"-csearch_path={PG_SCHEMA}"}, "pool_pre_ping": True}}
         try:
-            return optuna.storages.RDBStorage(url)
+            if kwargs:
+                from harness.claims import pg_schema_lock
+
+                with pg_schema_lock(url):  # Optuna creates its tables on first use
+                    return optuna.storages.RDBStorage(url, **kwargs)
+            return optuna.storages.RDBStorage(url, **kwargs)
         except Exception as exc:  # noqa: BLE001  (bad URL, driver missing, server down)
             raise HarnessError(
-                f"--optuna-storage {url}: cannot open it ({type(exc).__name__}: {exc})\n"
+                f"--optuna-storage {_redact(url)}: cannot open it "
+                f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''})\n"
                 "  hint: a database URL Optuna supports (postgresql://user@host/db), or a journal file path"
             ) from None
     path = Path(url) if url else root / JOURNAL
@@ -74,8 +85,30 @@ def storage(url: str | None, root: Path):
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
 
 
+PG_SCHEMA = "optuna"
+
+
+def _create_schema(url: str, schema: str) -> None:
+    import sqlalchemy as sa
+
+    from harness.claims import pg_schema_lock
+
+    try:
+        eng = sa.create_engine(url)
+        try:
+            with pg_schema_lock(url), eng.begin() as con:
+                con.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+        finally:
+            eng.dispose()
+    except Exception as exc:  # noqa: BLE001  (server down, bad URL)
+        raise HarnessError(
+            f"--optuna-storage {_redact(url)}: cannot open it ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]})\n"
+            "  hint: start PostgreSQL, or fix the URL (postgresql://USER@HOST:PORT/DB)"
+        ) from None
+
+
 def storage_label(url: str | None, root: Path) -> str:
-    return url if url else str((root / JOURNAL).resolve())
+    return _redact(url) if url else str((root / JOURNAL).resolve())
 
 
 def study_name(hyp_id: str, version: str, variant: Variant) -> str:
@@ -94,26 +127,6 @@ def trial_seeds(tuning, number: int) -> list[int]:
     """The seeds of trial ``number``: disjoint from every confirmatory seed and every other trial."""
     k = tuning.seeds_per_trial
     return [TUNING_SEED_BASE + number * k + j for j in range(k)]
-
-
-@contextlib.contextmanager
-def _variant_lock(root: Path, version: str, variant: Variant) -> Iterator[bool]:
-    d = root / "claims" / version
-    d.mkdir(parents=True, exist_ok=True)
-    h = hashlib.sha256(variant.id.encode()).hexdigest()[:16]
-    fd = os.open(d / f"tune-{h}.lock", os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 def _objective(metrics: list[dict], metric: str, direction: str) -> tuple[float, bool]:
@@ -144,8 +157,12 @@ def tune_variant(
     device: str = "auto",
     block_size: int | None = None,
     progress: Callable[[int], None] | None = None,
+    claims=None,
 ) -> Tuned:
-    """Run ``variant``'s tuning to its full budget (resuming what exists). Returns its best."""
+    """Run ``variant``'s tuning to its full budget (resuming what exists). Returns its best.
+
+    ``claims`` (:mod:`harness.claims`, default flock files under the store root) makes this
+    process the only one tuning the variant; its lease (or flock) is held throughout."""
     import optuna
     from optuna.trial import TrialState
 
@@ -159,7 +176,11 @@ def tune_variant(
     direction = "minimize" if pred.direction == "lower" else "maximize"
     name = study_name(col.id, reg.version, variant)
     dists = {k: d.optuna() for k, d in sorted(tuning.space.items())}
-    with _variant_lock(store.root, reg.version, variant) as held:
+    from harness.claims import FlockClaims, tuning_key
+
+    claims = claims if claims is not None else FlockClaims(store.root)
+    lease_key = tuning_key(reg.version, variant)
+    with claims.tuning(reg.version, variant) as held:
         study = optuna.create_study(
             study_name=name, storage=storage_obj, sampler=_sampler(tuning), direction=direction, load_if_exists=True
         )
@@ -203,16 +224,23 @@ def tune_variant(
                 key = engine.stack_key(model_cls, tv.model_config, tv.training)
                 groups.setdefault(key, []).append((trial, tv))
             for members in groups.values():
-                trained += _train_trials(
-                    col, store, reg, variant, members, ds, model_cls, dev, scored, name, study, provenance
+                n = _train_trials(
+                    col, store, reg, variant, members, ds, model_cls, dev, scored, name, study, provenance,
+                    still_ours=(lambda: lease_key in claims.still_held([lease_key])) if claims.waits else None,
                 )
+                if n < 0:  # the lease was lost: the new holder repairs these trials and goes on
+                    return _best(hyp, variant, study, busy=True)
+                trained += n
                 if progress is not None:
                     progress(trained)
         return dataclasses.replace(_best(hyp, variant, study), trained=trained)
 
 
-def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored, name, study, provenance) -> int:
-    """Train a group of asked trials of equal shape as one block, log them, tell Optuna."""
+def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored, name, study, provenance,
+                  still_ours=None) -> int:
+    """Train a group of asked trials of equal shape as one block, log them, tell Optuna.
+    Returns the runs trained, or -1 when ``still_ours()`` says the variant's lease was lost:
+    then nothing is told (the new holder fails these trials and asks again)."""
     from harness import engine, sample_metrics
 
     hyp = col.hypothesis
@@ -250,6 +278,7 @@ def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored,
                 "split": "validation",
             }
             run_ids.append(store.start_trial(reg, col.id, variant, trial.number, s, params, tags))
+        failpoints.hit("trial.started")
         phase = "training"
         results = engine.train_block(
             model_cls, tv0.model_config, training0, ds, seeds, dev, members=member_cfgs
@@ -259,9 +288,16 @@ def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored,
             if scored and res.samples is not None:
                 res.metrics.update(sample_metrics.score(res.samples, ds, res.seed, store.root / "cache"))
             res.samples = None  # no sample grids for trials
-            store.finish_cell(rid, res, None)
+            ok = store.finish_cell(rid, res, None, still_ours=still_ours)
             ended.add(rid)
+            if not ok:
+                for other in run_ids:
+                    if other not in ended:
+                        store.kill(other)
+                return -1
             per_trial.setdefault(trial.number, []).append(res.metrics)
+        if still_ours is not None and not still_ours():
+            return -1
         for trial, _tv in members:
             value, diverged = _objective(per_trial[trial.number], pred.metric, pred.direction)
             trial.set_user_attr("diverged", diverged)
@@ -282,6 +318,29 @@ def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored,
                 pass
         raise _block_error(exc, phase, col, Job(variant, seeds), store, left, marked) from None
     return len(seeds)
+
+
+def complete_trials(col, reg, variant: Variant, storage_obj) -> int:
+    """COMPLETE trials of ``variant``'s study (0 when it does not exist yet)."""
+    from optuna.trial import TrialState
+
+    study = _load(col, reg, variant, storage_obj)
+    return 0 if study is None else len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def load_best(col, reg, variant: Variant, storage_obj) -> Tuned:
+    """``variant``'s best configuration so far, read from the storage (the driver's view)."""
+    study = _load(col, reg, variant, storage_obj)
+    return Tuned(variant, None, None, {}, 0) if study is None else _best(col.hypothesis, variant, study)
+
+
+def _load(col, reg, variant: Variant, storage_obj):
+    import optuna
+
+    name = study_name(col.id, reg.version, variant)
+    if name not in {s.study_name for s in storage_obj.get_all_studies()}:
+        return None
+    return optuna.load_study(study_name=name, storage=storage_obj)
 
 
 def _best(hyp, variant: Variant, study, busy: bool = False) -> Tuned:

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from services import mlflow_server, pg_db, pg_server, ray_cluster, slurm_cluster  # noqa: F401  (fixtures)
 from typer.testing import CliRunner
 
 from harness.cli import app
@@ -104,10 +105,11 @@ def cli():
     return invoke
 
 
-def harness_subprocess(*args: str, cwd: Path, threads: int | None = None, **kw) -> subprocess.Popen:
+def harness_subprocess(*args: str, cwd: Path, threads: int | None = None, extra_env: dict | None = None,
+                       **kw) -> subprocess.Popen:
     """``threads``: torch's intra-op threads for the child (OMP_NUM_THREADS). Several concurrent
     children on 2 cores with 2 spinning OpenMP threads each run ~15x slower than alone."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     env.pop("HARNESS_STORE", None)
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
