@@ -70,8 +70,16 @@ def warnings_for(frame: pd.DataFrame, verdict, secondary: list[dict], errors: di
     def _where(r: dict) -> str:
         return f"{factor} = {r['variant']}" + (f" in stratum {r['stratum']}" if r.get("stratum") else "")
 
+    # A per-level rate that is exactly 0 in every finished run of every variant is a slot for a
+    # level the model does not have (hvae logs rate_l1..rate_l4 at any depth), not a collapse:
+    # a trained posterior's KL is never an exact float zero everywhere.
+    ok = frame[frame["status"] == "FINISHED"] if "status" in frame else frame
+    absent = {m for m in {r["metric"] for r in secondary}
+              if m.startswith("rate_l") and m in ok and len(ok) and bool((ok[m] == 0).all())}
     for r in secondary:
         m = r["metric"]
+        if m in absent:
+            continue
         if (m == "rate" or m.startswith("rate_l")) and math.isfinite(r["iqm"]) and r["iqm"] < COLLAPSE_RATE:
             out.append({"kind": "posterior collapse", "text": (
                 f"{_where(r)}: {m} IQM = {r['iqm']:.3g} nats (< {COLLAPSE_RATE:g}): the latent code carries "

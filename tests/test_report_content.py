@@ -172,6 +172,22 @@ def test_warnings_name_collapse_divergence_too_few_seeds_and_unbounded_intervals
     assert warnings_for(healthy, v, sec, {}, True) == []
 
 
+def test_a_level_the_model_does_not_have_is_not_reported_as_collapsed():
+    """hvae logs rate_l1..rate_l4 whatever its depth; a 2-level model's rate_l3/l4 are exact
+    zeros in every run (no such level), not a collapse (found in the predictive_coding_samples
+    study at its registered budget: 8 false collapse warnings). A real collapse is never an
+    exact zero in every run of every variant, and is still warned about."""
+    frame = _frame({"c": [1.0, 1.1, 0.9, 1.0], "t": [0.5, 0.6, 0.4, 0.5]},
+                   {"rate_l1": {"c": [3.0] * 4, "t": [3.2] * 4}, "rate_l3": {"c": [0.0] * 4, "t": [0.0] * 4},
+                    "rate_l2": {"c": [2.0] * 4, "t": [0.001, 0.0, 0.002, 0.001]}})
+    sec = secondary_table(frame, ["rate_l1", "rate_l2", "rate_l3"], ["c", "t"], set(), 0.05, np.random.default_rng(0))
+    v = decide(frame[["variant", "stratum", "seed", "value"]],
+               Prediction(metric="nll", direction="lower", effect=0.1, test="t"), control="c")
+    texts = [x["text"] for x in warnings_for(frame, v, sec, {}, True) if x["kind"] == "posterior collapse"]
+    assert not any("rate_l3" in t for t in texts), texts
+    assert any("rate_l2" in t and "= t" in t for t in texts), texts  # the real one stays
+
+
 def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
     import os
 
