@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, describe
 
 ENV_LEASE = "HARNESS_LEASE_SECONDS"
 DEFAULT_LEASE = 60.0
@@ -181,7 +181,7 @@ class LeaseClaims:
             except Exception as exc:  # noqa: BLE001  (driver missing, server down, bad URL)
                 raise HarnessError(
                     f"--db {_redact(self.url)}: cannot open the claims database "
-                    f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]})\n"
+                    f"({describe(exc)})\n"
                     "  hint: start PostgreSQL, or fix the URL (postgresql://USER@HOST:PORT/DB)"
                 ) from None
             self._engine = eng
@@ -204,7 +204,7 @@ class LeaseClaims:
 
                     raise StoreError(
                         f"--db {_redact(self.url)}: the claims database did not answer for {max(self.ttl, 5.0):.0f} s "
-                        f"({str(exc).strip().splitlines()[0][:200]})\n"
+                        f"({describe(exc, 200)})\n"
                         "  hint: start PostgreSQL again; `harness run` resumes (claims of dead workers expire)"
                     ) from None
                 time.sleep(delay)

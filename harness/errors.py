@@ -121,3 +121,9 @@ def translate(exc: BaseException, where: str = "the tracking store") -> HarnessE
 def _first_line(e: BaseException) -> str:
     s = str(e).strip().splitlines()
     return (s[0] if s else type(e).__name__)[:300]
+
+
+def describe(exc: BaseException, limit: int = 300) -> str:
+    """``Type: first line of the message`` for a located error (empty-message safe)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:limit]}" if lines else type(exc).__name__

@@ -18,6 +18,7 @@ everything in the worker. Every executor has the same contract:
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import shutil
@@ -26,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, describe
 
 EXECUTORS = ("local", "ray", "slurm")
 ENV_RAY = "RAY_ADDRESS"
@@ -43,18 +44,22 @@ def _env_for_workers() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(keep)}
 
 
-class Executor:
+class Executor(abc.ABC):
+    """The contract every executor meets (see the module docstring). ``start`` and ``stop``
+    default to doing nothing: the local executor needs neither."""
+
     name = "?"
     distributed = False  # workers may be on other hosts: no sqlite store, no flock claims
 
-    def start(self) -> None:
-        pass
+    def start(self) -> None:  # noqa: B027  (optional hook)
+        """Fail, located, when nothing could run; before the study is registered."""
 
+    @abc.abstractmethod
     def run(self, fn: Callable[[dict], dict], specs: list[dict]) -> Iterator[tuple[int, object]]:
-        raise NotImplementedError
+        """Yield ``(index into specs, fn's return value or WorkerLost)`` as jobs end."""
 
-    def stop(self) -> None:
-        pass
+    def stop(self) -> None:  # noqa: B027  (optional hook)
+        """Release what ``start`` acquired."""
 
     def describe(self) -> str:
         return self.name
@@ -147,7 +152,7 @@ class RayExecutor(Executor):
         except Exception as exc:  # noqa: BLE001  (ConnectionError, RuntimeError: name the address)
             raise HarnessError(
                 f"--executor ray: cannot connect to the Ray cluster at {self.address or 'a new local cluster'} "
-                f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]})\n"
+                f"({describe(exc)})\n"
                 "  hint: check `ray status --address ADDRESS`; the driver and the cluster need the same Ray version"
             ) from None
         self._started_here = True
@@ -183,7 +188,7 @@ class RayExecutor(Executor):
                 except RayTaskError as exc:  # the job function itself raised: a bug, not a lost worker
                     raise exc.as_instanceof_cause() from None
                 except Exception as exc:  # noqa: BLE001  (WorkerCrashedError, NodeDiedError, ...)
-                    out = WorkerLost(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}")
+                    out = WorkerLost(describe(exc, 200))
                 yield refs[ref], out
         except BaseException:
             for ref in pending:
@@ -318,7 +323,7 @@ class SlurmExecutor(Executor):
                         try:
                             out = j.result()
                         except Exception as exc:  # noqa: BLE001  (FailedJobError, UncompletedJobError: the task died)
-                            out = WorkerLost(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}")
+                            out = WorkerLost(describe(exc, 200))
                     yield index[id(j)], out
         except BaseException:
             for j in pending:

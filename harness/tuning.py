@@ -32,7 +32,7 @@ from pathlib import Path
 
 from harness import failpoints
 from harness.claims import _redact
-from harness.errors import HarnessError
+from harness.errors import HarnessError, describe
 from harness.hypothesis import TUNING_SEED_BASE, Variant
 
 JOURNAL = "optuna.journal"
@@ -77,7 +77,7 @@ def storage(url: str | None, root: Path):
         except Exception as exc:  # noqa: BLE001  (bad URL, driver missing, server down)
             raise HarnessError(
                 f"--optuna-storage {_redact(url)}: cannot open it "
-                f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''})\n"
+                f"({describe(exc)})\n"
                 "  hint: a database URL Optuna supports (postgresql://user@host/db), or a journal file path"
             ) from None
     path = Path(url) if url else root / JOURNAL
@@ -102,7 +102,7 @@ def _create_schema(url: str, schema: str) -> None:
             eng.dispose()
     except Exception as exc:  # noqa: BLE001  (server down, bad URL)
         raise HarnessError(
-            f"--optuna-storage {_redact(url)}: cannot open it ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]})\n"
+            f"--optuna-storage {_redact(url)}: cannot open it ({describe(exc)})\n"
             "  hint: start PostgreSQL, or fix the URL (postgresql://USER@HOST:PORT/DB)"
         ) from None
 

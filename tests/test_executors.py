@@ -67,3 +67,13 @@ def test_flock_claims_keep_the_file_names_of_earlier_releases(tmp_path):
     assert (tmp_path / "claims" / "v1" / f"{claim_name(v)}.seed0.lock").exists()
     names = sorted(p.name for p in (tmp_path / "claims" / "v1").iterdir())
     assert names == sorted(f"{cell_key('v1', v, s).split('/')[1]}.lock" for s in (0, 1, 2))
+
+
+def test_describe_never_fails_on_an_empty_message():
+    """Located errors quote an exception's first line; an exception with no message (a bare
+    ``RuntimeError()``) used to raise IndexError inside the error path itself."""
+    from harness.errors import describe
+
+    assert describe(RuntimeError()) == "RuntimeError"
+    assert describe(ValueError("  first\nsecond")) == "ValueError: first"
+    assert describe(OSError("x" * 500), 10) == "OSError: " + "x" * 10
