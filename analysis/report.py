@@ -52,7 +52,7 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     from harness.hypothesis import Prediction
-    from harness.study import progress_counts
+    from harness.plan import progress_counts
     from harness.tracking import Store
 
     st = store if hasattr(store, "client") else Store(store, create=False)
@@ -445,7 +445,7 @@ def _data_uri(png: bytes) -> str:
 
 # ---------------------------------------------------------------------- index + terminal
 def _write_index(st, env) -> Path:
-    from harness.study import progress_counts
+    from harness.plan import progress_counts
 
     rows = []
     for hid in sorted(st.experiments()):

@@ -47,8 +47,9 @@ def logging_overhead(hyp_path: str, seeds: int, steps: int | None) -> None:
 
     from harness import data, engine
     from harness.collect import collect
+    from harness.images import sample_grid_png
+    from harness.registration import provenance, register
     from harness.registry import MODELS
-    from harness.study import provenance, register, sample_grid_png
     from harness.tracking import Store
 
     col = collect(hyp_path)
@@ -203,7 +204,7 @@ def fill_store(tmp: Path, n_cells: int, light: bool = False):
     """A store with one registered version and ``n_cells`` FINISHED runs (2 variants)."""
     from harness.collect import collect
     from harness.engine import SeedResult
-    from harness.study import register
+    from harness.registration import register
     from harness.tracking import Store
 
     d = tmp / f"s{n_cells}"
@@ -229,7 +230,7 @@ def fill_store(tmp: Path, n_cells: int, light: bool = False):
 def resume(reps: int) -> None:
     import gc
 
-    from harness.study import cell_status, plan
+    from harness.plan import cell_status, plan
 
     with tempfile.TemporaryDirectory() as tmp:
         out = {}
@@ -238,7 +239,7 @@ def resume(reps: int) -> None:
             times, rescans, no_gc = [], [], []
             for _ in range(reps):
                 t = time.perf_counter()
-                jobs, done = plan(col, store, reg.version)
+                jobs, done = plan(col, store, reg.version, block_size=16)
                 times.append(time.perf_counter() - t)
                 t = time.perf_counter()
                 cell_status(store, col.id, reg.version)
@@ -246,7 +247,7 @@ def resume(reps: int) -> None:
                 gc.disable()  # diagnosis: how much of it is Python's cyclic GC
                 try:
                     t = time.perf_counter()
-                    plan(col, store, reg.version)
+                    plan(col, store, reg.version, block_size=16)
                     no_gc.append(time.perf_counter() - t)
                 finally:
                     gc.enable()
@@ -263,7 +264,7 @@ def planning(sizes: tuple[int, ...], reps: int) -> None:
     """Planning over 1,000 and 10,000 finished runs: the tag-only SQL query that ``plan`` uses
     (:meth:`Store.cell_index`) against reading whole run objects (``search_runs``, the path a
     tracking server has). Runs are written without histories (the query never reads them)."""
-    from harness.study import plan
+    from harness.plan import plan
 
     with tempfile.TemporaryDirectory() as tmp:
         out = {}
@@ -278,7 +279,7 @@ def planning(sizes: tuple[int, ...], reps: int) -> None:
                 runs = store.cell_runs(col.id, reg.version)
                 full.append(time.perf_counter() - t)
                 t = time.perf_counter()
-                jobs, done = plan(col, store, reg.version)
+                jobs, done = plan(col, store, reg.version, block_size=16)
                 p.append(time.perf_counter() - t)
             assert len(rows) == len(runs) == n and done == n and not jobs
             out[n] = tuple(statistics.median(x) for x in (q, full, p))

@@ -25,7 +25,7 @@ from harness import sample_metrics as smx
 from harness.hypothesis import Training
 from harness.metrics import degradations as dg
 from harness.metrics import sample_quality as sq
-from harness.registry import MODELS, _load_builtins
+from harness.registry import MODELS
 
 SHOWN = ("fid", "kid", "precision", "recall", "coverage", "nn_train_ratio", "copy_fraction")
 FLOOR_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage")
@@ -69,7 +69,6 @@ def draws_real(ds, n: int, partitions: int) -> list[np.ndarray]:
 
 def draws_vae(ds, n: int, k: int, steps: int) -> list[np.ndarray]:
     """k disjoint draws of n samples from one trained VAE (seed 0)."""
-    _load_builtins()
     vae = MODELS["vae"]
     training = Training(steps=steps, batch_size=128, eval_samples=10, n_samples=n * k)
     res = engine.train_block(vae, vae.Config(), training, ds, [0], "cpu")[0]

@@ -40,9 +40,11 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from harness import data, engine  # noqa: E402
+from harness import data  # noqa: E402
+from harness import device as harness_device  # noqa: E402
 from harness.collect import collect  # noqa: E402
-from harness.engine import auto_block_size, pick_device, train_block  # noqa: E402
+from harness.device import pick_device  # noqa: E402
+from harness.engine import auto_block_size, train_block  # noqa: E402
 from harness.registry import MODELS  # noqa: E402
 
 DEFAULT_HYPOTHESIS = ROOT / "hypotheses" / "iaf_tightens_bound.py"
@@ -182,7 +184,7 @@ def main(argv=None) -> int:
     ap.add_argument("--block", default="S", help="seeds per block for (b): S (all), auto, or a number")
     ap.add_argument("--hypothesis", default=str(DEFAULT_HYPOTHESIS))
     ap.add_argument("--allocator", choices=("tuned", "default"), default="tuned",
-                    help="CPU: glibc malloc as the engine sets it (harness.engine.tune_cpu_allocator) "
+                    help="CPU: glibc malloc as the engine sets it (harness.device.tune_cpu_allocator) "
                     "or left at its defaults; either way (a) and (b) share it")
     args = ap.parse_args(argv)
 
@@ -192,8 +194,8 @@ def main(argv=None) -> int:
     allocator = "n/a"
     if dev.type == "cpu":
         if args.allocator == "default":
-            os.environ[engine.ALLOCATOR_ENV] = "default"  # the engine leaves malloc alone too
-        allocator = "tuned" if engine.tune_cpu_allocator() else "glibc default"
+            os.environ[harness_device.ALLOCATOR_ENV] = "default"  # the engine leaves malloc alone too
+        allocator = "tuned" if harness_device.tune_cpu_allocator() else "glibc default"
     S = args.seeds or (64 if dev.type == "cuda" else 8)
     col = collect(args.hypothesis)
     hyp = col.hypothesis

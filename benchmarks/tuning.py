@@ -41,9 +41,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from harness import data  # noqa: E402
-from harness.engine import pick_device, train_block  # noqa: E402
+from harness.device import pick_device  # noqa: E402
+from harness.engine import train_block  # noqa: E402
 from harness.hypothesis import TUNING_SEED_BASE, Training  # noqa: E402
-from harness.registry import MODELS, _load_builtins  # noqa: E402
+from harness.registry import MODELS  # noqa: E402
 
 
 def trial_configs(n: int, seed: int = 0) -> list[dict]:
@@ -86,7 +87,6 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    _load_builtins()
     dev = pick_device(args.device)
     ds = data.validation_view(data.load("digits"), 0.2)
     model = MODELS["beta_vae"]

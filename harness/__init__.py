@@ -39,3 +39,5 @@ __all__ = [
     "register_model",
 ]
 __version__ = "0.1.0"
+
+import harness.builtins  # noqa: E402, F401  (registers the built-in models and datasets, last)

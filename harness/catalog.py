@@ -94,9 +94,8 @@ def models() -> list[dict]:
     """Every registered model (built-in, and any a collected hypothesis file registered)."""
     from harness.hypothesis import SAMPLE_METRICS
     from harness.models.base import can_sample
-    from harness.registry import MODELS, _load_builtins
+    from harness.registry import MODELS
 
-    _load_builtins()
     out = []
     for name in sorted(MODELS):
         cls = MODELS[name]
@@ -117,9 +116,8 @@ def datasets(data_dir: str | None = None) -> list[dict]:
     """Every registered dataset: shape, discrete levels and split sizes; a dataset read from
     local files that are not there says where it looks instead."""
     from harness import data
-    from harness.registry import DATASETS, _load_builtins
+    from harness.registry import DATASETS
 
-    _load_builtins()
     out = []
     for name in sorted(DATASETS):
         row = {"name": name, "shape": None, "levels": None, "splits": {}, "note": ""}

@@ -180,7 +180,7 @@ class LeaseClaims:
                     ))
             except Exception as exc:  # noqa: BLE001  (driver missing, server down, bad URL)
                 raise HarnessError(
-                    f"--db {_redact(self.url)}: cannot open the claims database "
+                    f"--db {redact(self.url)}: cannot open the claims database "
                     f"({describe(exc)})\n"
                     "  hint: start PostgreSQL, or fix the URL (postgresql://USER@HOST:PORT/DB)"
                 ) from None
@@ -203,7 +203,7 @@ class LeaseClaims:
                     from harness.errors import StoreError
 
                     raise StoreError(
-                        f"--db {_redact(self.url)}: the claims database did not answer for {max(self.ttl, 5.0):.0f} s "
+                        f"--db {redact(self.url)}: the claims database did not answer for {max(self.ttl, 5.0):.0f} s "
                         f"({describe(exc, 200)})\n"
                         "  hint: start PostgreSQL again; `harness run` resumes (claims of dead workers expire)"
                     ) from None
@@ -349,7 +349,7 @@ def is_postgres(url: str | None) -> bool:
     return bool(url) and url.startswith(("postgresql://", "postgresql+", "postgres://"))
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """A URL without its password, for messages."""
     from urllib.parse import urlsplit, urlunsplit
 
@@ -358,3 +358,11 @@ def _redact(url: str) -> str:
         netloc = f"{u.username}:***@{u.hostname}" + (f":{u.port}" if u.port else "")
         return urlunsplit(u._replace(netloc=netloc))
     return url
+
+
+@contextlib.contextmanager
+def claim(root: Path, version: str, variant, seeds: list[int]) -> Iterator[list[int]]:
+    """Hold flock claims on the cells of ``seeds``; yields the seeds this process got
+    (:class:`harness.claims.FlockClaims`; PostgreSQL leases are :class:`harness.claims.LeaseClaims`)."""
+    with FlockClaims(root).cells(version, variant, seeds) as held:
+        yield held

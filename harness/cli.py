@@ -19,6 +19,8 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.errors import HarnessError, translate
+from harness.progress import RunProgress
+from harness.template import TEMPLATE
 
 app = typer.Typer(
     add_completion=False,
@@ -86,48 +88,15 @@ def _user_errors(fn):
     return wrapper
 
 
-TEMPLATE = '''"""{title}
-
-Write the claim you test, where it comes from, and why the smallest effect of interest below
-is the smallest difference that would matter. Registration freezes this declaration by content
-hash: change it later and it becomes a new version whose results never mix with this one's.
-"""
-
-from harness import Hypothesis, Prediction, Training
-
-# `harness catalog` lists every model (its Config fields, defaults and what each means), every
-# dataset (shape, splits) and every metric (which way is better, its unit).
-hypothesis = Hypothesis(
-    # One sentence, shown at the top of the report.
-    claim="A full-covariance (linear IAF) posterior tightens the VAE's bound over a diagonal one.",
-    source="Kingma et al. 2016, Improved variational inference with inverse autoregressive flow",
-    dataset="digits",  # sklearn's 8x8 digits, bundled: no download
-    model="vae",
-    # Settings every variant shares (model Config fields or Training fields).
-    fixed={{"latent_dim": 8, "hidden": 128}},
-    # The ablated factor: the first level is the control, each other level a treatment.
-    ablate={{"posterior": ["diagonal", "linear_iaf"]}},
-    # Optional: repeat the comparison in each stratum, e.g. {{"latent_dim": [4, 16]}}.
-    strata={{}},
-    prediction=Prediction(
-        metric="iwae_nll",  # test-split IWAE negative log-likelihood, nats per image
-        direction="lower",  # the treatment lowers it...
-        effect=0.5,  # ...by at least 0.5 nats: smaller gains would not change practice
-        alpha=0.05,  # one-sided, family-wise
-    ),
-    seeds=10,  # seeds per variant; the same seed across variants pairs the runs
-    training=Training(steps=1000, batch_size=128, lr=1e-3, eval_samples=100),
-)
-'''
 
 
 @app.command()
 @_user_errors
 def new(name: str = typer.Argument(..., help="Hypothesis ID: writes hypotheses/NAME.py.")):
     """Write a commented hypothesis template to hypotheses/NAME.py."""
-    from harness.collect import _ID, HYPOTHESES_DIR
+    from harness.collect import HYPOTHESES_DIR, ID_PATTERN
 
-    if not _ID.match(name):
+    if not ID_PATTERN.match(name):
         raise HarnessError(
             f"NAME {name!r}: not a valid hypothesis ID\n  hint: letters, digits, '_' and '-', e.g. iaf_vs_diagonal"
         )
@@ -207,7 +176,7 @@ def register(
 ):
     """Freeze the declaration (content hash, time, file, versions) in the tracking store."""
     from harness.collect import collect
-    from harness.study import register as do_register
+    from harness.registration import register as do_register
     from harness.tracking import Store
 
     col = collect(target)
@@ -257,9 +226,9 @@ def run(
 ):
     """Register if needed, then tune (if declared) and train every (variant, seed) not yet finished."""
     from harness.collect import collect
-    from harness.engine import pick_device
-    from harness.study import check_seeds
-    from harness.study import register as do_register
+    from harness.device import pick_device
+    from harness.plan import check_seeds
+    from harness.registration import register as do_register
     from harness.tracking import Store
 
     if block_size is not None and block_size < 1:
@@ -335,7 +304,7 @@ def _run_registered(col, st, reg, seeds, dev, workers, block_size, optuna_storag
 
     if col.hypothesis.smoke:
         out.print("[yellow]smoke mode: tiny budget, not evidence[/]")
-    with _RunProgress(out) as progress:
+    with RunProgress(out) as progress:
         summary = run_study(
             col, st, reg, n_seeds=seeds, device=str(dev), workers=workers,
             block_size=block_size, on_progress=progress.ended, on_training=progress.training,
@@ -357,68 +326,6 @@ def _run_registered(col, st, reg, seeds, dev, workers, block_size, optuna_storag
               markup=False)
 
 
-class _RunProgress:
-    """Two counts, kept apart: runs that have ENDED (trained, logged, terminal) and training
-    progress inside the current block (its runs end together, after the last step). A rich bar
-    on a terminal; plain lines otherwise (a log, CI): one per ended run, one per 10% trained."""
-
-    def __init__(self, console: Console):
-        self.console = console
-        self.plain = not console.is_terminal and os.environ.get("HARNESS_PROGRESS") != "1"
-        self.t0 = time.perf_counter()
-        self.start: int | None = None  # runs already ended before this invocation
-        self.last_ended, self.last_decile = -1, 0
-
-    def __enter__(self) -> _RunProgress:
-        if not self.plain:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(TextColumn("{task.description:>13}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=self.console)
-            self.bar.__enter__()
-            self.t_ended = self.bar.add_task("runs ended", total=None)
-            self.t_train = self.bar.add_task("training", total=None)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if not self.plain:
-            self.bar.__exit__(*exc)
-
-    def ended(self, done: float, total: int) -> None:
-        done = int(done)
-        if self.start is None:
-            self.start = done
-        if self.plain:
-            if done != self.last_ended:
-                self.last_ended = done
-                el = time.perf_counter() - self.t0
-                rate = (done - self.start) / el if el > 0 else 0.0
-                eta = f"{(total - done) / rate:.0f} s" if rate > 0 else "?"
-                self.console.print(f"runs {done}/{total} ended; elapsed {el:.0f} s; eta {eta}", markup=False)
-        else:
-            self.bar.update(self.t_ended, completed=done, total=total)
-            self.bar.update(self.t_train, completed=max(done, self.bar.tasks[self.t_train].completed), total=total)
-
-    def training(self, trained: float, total: int) -> None:
-        start = self.start or 0
-        if self.plain:
-            frac = (trained - start) / max(total - start, 1)
-            decile = int(frac * 10 + 1e-9)
-            if decile > self.last_decile:
-                self.last_decile = decile
-                self.console.print(f"training: {10 * decile}% of this invocation's {total - start} runs' steps "
-                                   f"({time.perf_counter() - self.t0:.0f} s)", markup=False)
-        else:
-            self.bar.update(self.t_train, completed=trained, total=total)
-
-
 @app.command(name="list")
 @_user_errors
 def list_(store: str | None = StoreOpt):
@@ -436,7 +343,7 @@ def list_(store: str | None = StoreOpt):
     table = Table(title=f"hypotheses (store {uri})")
     for c in ("id", "version", "registered", "runs done / planned", "verdict"):
         table.add_column(c)
-    from harness.study import progress_counts
+    from harness.plan import progress_counts
 
     for hid in sorted(rows):
         regs = st.registrations(hid) if st else []

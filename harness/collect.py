@@ -25,7 +25,7 @@ from harness.hypothesis import Hypothesis
 HYPOTHESES_DIR = Path("hypotheses")
 ENV_IMPORT_TIMEOUT = "HARNESS_IMPORT_TIMEOUT"
 IMPORT_TIMEOUT = 120.0  # seconds a hypothesis file may take to import (its own modules included)
-_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
 @dataclass
@@ -49,7 +49,7 @@ def resolve(target: str | Path) -> Path:
             f"  hint: give a file path or an ID from {HYPOTHESES_DIR}/ "
             f"({', '.join(known) if known else 'none there yet'}); create one with `harness new NAME`"
         )
-    if not _ID.match(path.stem):
+    if not ID_PATTERN.match(path.stem):
         raise CollectionError(
             f"{path}: the file name {path.stem!r} is not a valid hypothesis ID\n"
             "  hint: use letters, digits, '_' and '-', starting with a letter or '_'"

@@ -40,11 +40,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
 import dataclasses
 import math
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -54,9 +51,11 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from harness.data import Dataset
+from harness.device import pick_device, resolve_mode, tune_cpu_allocator
 from harness.errors import HarnessError
 from harness.hypothesis import STACKABLE_TRAINING, Training
 from harness.models.base import can_sample
+from harness.optim import Adam, Layout
 from harness.seeds import stream_seed
 
 # Stream purposes hashed with each seed (harness.seeds): data order, training, evaluation and
@@ -77,12 +76,6 @@ EVAL_CHUNK_ELEMENTS = 2**22
 CPU_MAX_BLOCK = 16
 GPU_MAX_BLOCK = 256
 GPU_MEMORY_SHARE = 0.8
-MODES = ("auto", "vmap", "loop")
-# glibc malloc on CPU: keep freed memory mapped (see tune_cpu_allocator).
-ALLOCATOR_ENV = "HARNESS_CPU_ALLOCATOR"  # "default" leaves malloc as it is
-MMAP_THRESHOLD = 256 * 2**20
-TRIM_THRESHOLD = 512 * 2**20
-_allocator_tuned = False
 _AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -102,19 +95,6 @@ class SeedResult:
     skipped_steps: int = 0  # precision="fp16": steps skipped for this seed on loss-scale overflow
 
 
-def pick_device(device: str = "auto") -> torch.device:
-    """``auto`` is CUDA when present, else CPU; ``cuda`` without a GPU is a user error."""
-    if isinstance(device, torch.device):
-        device = str(device)
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise HarnessError(f"--device {device}: no CUDA device is visible here; use --device auto or cpu")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise HarnessError(f"--device {device!r}: expected auto, cpu or cuda[:N]")
-    return torch.device(device)
-
-
 def _generator(seed: int, stream: str, device: torch.device) -> torch.Generator:
     g = torch.Generator(device=device)
     g.manual_seed(stream_seed(seed, stream))
@@ -128,111 +108,7 @@ def build_model(model_cls: type, config, dataset: Dataset, seed: int) -> torch.n
         return model_cls(config, dataset.shape, dataset.levels)
 
 
-def tune_cpu_allocator() -> bool:
-    """Stop glibc malloc from handing every large tensor back to the kernel (once per process).
-
-    By default glibc serves blocks above 128 KB-32 MB with fresh ``mmap`` pages and trims the
-    heap eagerly, so every step's multi-MB activations and gradients are page-faulted in anew:
-    on the 2-core machine that was 12-20 % of a training step (a 4.5 MB clone: 0.87 ms with
-    300 page faults, 0.15 ms with none). Raising ``M_MMAP_THRESHOLD`` to 256 MB and
-    ``M_TRIM_THRESHOLD`` to 512 MB keeps that memory mapped and reused; the cost is that the
-    process keeps up to 512 MB of freed heap instead of returning it to the system.
-    Called by ``train_block`` on CPU; a no-op off glibc, or with ``HARNESS_CPU_ALLOCATOR=default``.
-    Returns whether the setting is in force.
-    """
-    global _allocator_tuned
-    if _allocator_tuned:
-        return True
-    if os.environ.get(ALLOCATOR_ENV, "tuned") == "default" or not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        _allocator_tuned = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-            libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-        )
-    except (OSError, AttributeError):  # not glibc
-        return False
-    return _allocator_tuned
-
-
-def resolve_mode(mode: str, device: torch.device) -> str:
-    """``auto`` is ``vmap`` on every device: on CUDA one batched kernel per layer for all seeds;
-    on a 2-core CPU it measured 5 % faster than ``loop`` on one thread and 1.8x on two (the
-    per-seed kernels of ``loop`` are too small to use both cores)."""
-    if mode not in MODES:
-        raise HarnessError(f"engine mode {mode!r}: expected one of {list(MODES)}")
-    if mode == "auto":
-        return "vmap"
-    return mode
-
-
 # ------------------------------------------------------------------------------ the block
-class _Layout:
-    """Named parameters <-> one flat row of P numbers (views, no copies)."""
-
-    def __init__(self, stacked: dict[str, torch.Tensor]):
-        self.names = list(stacked)
-        self.shapes = [tuple(p.shape[1:]) for p in stacked.values()]
-        self.sizes = [math.prod(s) for s in self.shapes]
-        dtypes = {p.dtype for p in stacked.values()}
-        if len(dtypes) != 1 or not next(iter(dtypes)).is_floating_point:
-            raise HarnessError(f"the engine needs floating-point parameters of one dtype, got {sorted(map(str, dtypes))}")
-
-    def flatten(self, stacked: dict[str, torch.Tensor]) -> torch.Tensor:
-        S = next(iter(stacked.values())).shape[0]
-        return torch.cat([stacked[n].reshape(S, -1) for n in self.names], dim=1).contiguous()
-
-    def unflatten(self, row: torch.Tensor) -> dict[str, torch.Tensor]:
-        parts = row.split(self.sizes, dim=-1)
-        return {n: t.reshape(*row.shape[:-1], *s) for n, t, s in zip(self.names, parts, self.shapes)}
-
-
-class _Adam:
-    """Adam (torch's defaults: betas 0.9 / 0.999, eps 1e-8, no weight decay) over the flat
-    [S, P] tensor: elementwise, so the seeds stay independent.
-
-    It calls the fused kernel that ``torch.optim.Adam(fused=True)`` calls, with the same state
-    and step counting, but without ``torch.optim.Optimizer``, whose constructor imports
-    ``torch._dynamo`` (1.5 s of every ``harness run``'s start-up on a 2-core machine). Devices
-    without the fused kernel get the same update in plain tensor ops.
-    """
-
-    def __init__(self, param: torch.Tensor, lr, betas=(0.9, 0.999), eps: float = 1e-8):
-        # ``lr`` is one float, or an [S] tensor (tuning trials stacked in one block, each
-        # member at its own learning rate: then the plain-ops update, per row).
-        self.param, self.betas, self.eps = param, betas, eps
-        self.lr = lr if isinstance(lr, torch.Tensor) else float(lr)
-        self.exp_avg = torch.zeros_like(param)
-        self.exp_avg_sq = torch.zeros_like(param)
-        self.step_t = torch.zeros((), dtype=torch.float32, device=param.device)
-        self.n = 0
-        self.fused = (
-            param.device.type in ("cpu", "cuda") and hasattr(torch, "_fused_adam_") and not isinstance(lr, torch.Tensor)
-        )
-
-    @torch.no_grad()
-    def step(self, grad: torch.Tensor) -> None:
-        b1, b2 = self.betas
-        self.n += 1
-        self.step_t.add_(1)
-        if self.fused:
-            torch._fused_adam_(
-                [self.param], [grad], [self.exp_avg], [self.exp_avg_sq], [], [self.step_t],
-                amsgrad=False, lr=self.lr, beta1=b1, beta2=b2, weight_decay=0.0, eps=self.eps,
-                maximize=False, grad_scale=None, found_inf=None,
-            )
-            return
-        self.exp_avg.lerp_(grad, 1 - b1)
-        self.exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        bc1, bc2 = 1 - b1**self.n, 1 - b2**self.n
-        denom = (self.exp_avg_sq.sqrt() / math.sqrt(bc2)).add_(self.eps)
-        if isinstance(self.lr, torch.Tensor):
-            self.param.sub_(self.exp_avg / denom * (self.lr / bc1)[:, None])
-            return
-        self.param.addcdiv_(self.exp_avg, denom, value=-self.lr / bc1)
-
-
 class _Block:
     """The state of S seeds of one variant being trained together (see module docstring)."""
 
@@ -245,7 +121,7 @@ class _Block:
         self.base = copy.deepcopy(models[0]).to("meta")  # shapes and code; weights come per call
         params, buffers = stack_module_state(models)
         del models
-        self.layout = _Layout(params)
+        self.layout = Layout(params)
         self.flat = self.layout.flatten({k: v.detach() for k, v in params.items()}).to(dev)
         self.buffers = {k: v.to(dev) for k, v in buffers.items()}
         # Per-member learning rates and clip norms when tuning trials share the block.
@@ -258,7 +134,7 @@ class _Block:
                 self.clip = torch.tensor([math.inf if c is None else float(c) for c in clips], device=dev)
             else:
                 self.clip = None
-        self.adam = _Adam(self.flat, lr)
+        self.adam = Adam(self.flat, lr)
         self.grad = torch.zeros_like(self.flat)  # reused every step
         self.grad_views = list(self.layout.unflatten(self.grad).values())
 
@@ -660,3 +536,12 @@ def auto_block_size(
     free, _total = torch.cuda.mem_get_info(dev)
     room = free * GPU_MEMORY_SHARE - fixed
     return int(max(1, min(cap, room // per_seed)))
+
+
+def variant_block_size(hyp, variant, device: str | torch.device = "auto") -> int:
+    """:func:`auto_block_size` for one declared variant of ``hyp`` (its model, config, training, data)."""
+    from harness import data
+    from harness.registry import MODELS
+
+    ds = data.load(hyp.dataset)
+    return auto_block_size(MODELS[variant.model], variant.model_config, variant.training, ds, device)

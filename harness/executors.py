@@ -89,11 +89,11 @@ class LocalExecutor(Executor):
         from concurrent.futures import ProcessPoolExecutor, as_completed
         from concurrent.futures.process import BrokenProcessPool
 
-        from harness.study import _init_worker, _stop_pool
+        from harness.jobs import init_worker
 
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=init_worker,
                                  initargs=(os.getpid(),)) as pool:
             futs = {pool.submit(fn, {**spec, "threads": threads}): i for i, spec in enumerate(specs)}
             try:
@@ -104,7 +104,7 @@ class LocalExecutor(Executor):
                         out = WorkerLost("a pool process died (killed, or out of memory)")
                     yield futs[fut], out
             except BaseException:
-                _stop_pool(pool, futs)
+                stop_pool(pool, futs)
                 raise
 
 
@@ -380,3 +380,17 @@ def make(name: str, *, workers: int = 1, address: str | None = None, ray_cpus: f
     if name == "slurm":
         return SlurmExecutor(slurm_folder or Path.cwd() / "runs" / "slurm", slurm_cluster, **slurm_settings(**slurm))
     raise HarnessError(f"--executor {name}: expected one of {', '.join(EXECUTORS)}")
+
+
+def stop_pool(pool, futs) -> None:
+    """On an error or a signal: cancel queued jobs, SIGTERM the running ones (each marks its
+    runs KILLED) and wait for them, so no worker outlives the study."""
+    from concurrent.futures import wait
+
+    for f in futs:
+        f.cancel()
+    for proc in list(getattr(pool, "_processes", {}).values()):
+        with contextlib.suppress(OSError, ValueError):
+            proc.terminate()
+    wait(list(futs), timeout=60)
+    pool.shutdown(wait=True, cancel_futures=True)

@@ -55,4 +55,27 @@ def grid_png(samples: np.ndarray, shape: tuple[int, ...], cols: int | None = Non
     return buf.getvalue()
 
 
-__all__ = ["grid_array", "grid_png"]
+
+def sample_grid_png(samples, shape: tuple[int, ...]) -> bytes:
+    """A PNG grid of samples: images for 2-D/3-D shapes, a scatter for 2-D points, else lines."""
+    if len(shape) >= 2:  # pixels, not a figure: nearest-neighbour upscaled, 1-px separators
+        return grid_png(samples, shape)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if shape == (2,):
+        fig, ax = plt.subplots(figsize=(3, 3), dpi=100)
+        ax.scatter(samples[:, 0], samples[:, 1], s=2)
+    else:
+        fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
+        for row in samples[:16]:
+            ax.plot(row.reshape(-1), lw=0.8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+__all__ = ["grid_array", "grid_png", "sample_grid_png"]

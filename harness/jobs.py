@@ -15,8 +15,26 @@ serialisation intact; :func:`raise_error` turns it back into the same error in t
 
 from __future__ import annotations
 
-from harness import errors
-from harness.errors import HarnessError
+import dataclasses
+import functools
+import os
+import platform
+import signal
+import threading
+from collections.abc import Callable
+
+from harness import errors, failpoints
+from harness.claims import FlockClaims, cell_key
+from harness.collect import Collected
+from harness.errors import HarnessError, Interrupted
+from harness.failures import abandon, block_error
+from harness.images import sample_grid_png
+from harness.plan import FINISHED_STATUSES, Job, cell_status, declared
+from harness.registration import provenance
+
+# Set while this process trains a job: a signal then raises Interrupted (the job marks its runs
+# KILLED on the way out); idle, a pool process just exits.
+IN_JOB = threading.Event()
 
 # Per process: a worker trains many jobs of one study; collecting the file, opening the store
 # and the claims database once each is enough.
@@ -63,22 +81,16 @@ def _context(spec: dict):
 
 
 def _variant(col, spec: dict):
-    from harness.study import _declared
-
-    v = _declared(col, spec["level"], spec["stratum"])
+    v = declared(col, spec["level"], spec["stratum"])
     return col.hypothesis.tuned_variant(v, spec["changes"]) if spec.get("changes") else v
 
 
 def run_job(spec: dict) -> dict:
     """The one entry point every executor calls."""
-    from harness.study import _IN_JOB
-
-    _IN_JOB.set()
+    IN_JOB.set()
     try:
         col, store, claims, reg = _context(spec)
         if spec["kind"] == "cells":
-            from harness.study import Job, execute
-
             out = execute(col, store, reg, Job(_variant(col, spec), list(spec["seeds"])), spec["device"],
                           progress=spec.get("progress"), claims=claims)
         elif spec["kind"] == "tune":
@@ -95,7 +107,7 @@ def run_job(spec: dict) -> dict:
         return {"error": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code,
                 "killed": getattr(exc, "killed", None)}
     finally:
-        _IN_JOB.clear()
+        IN_JOB.clear()
 
 
 def raise_error(out: dict) -> None:
@@ -110,3 +122,166 @@ def raise_error(out: dict) -> None:
     if not (isinstance(cls, type) and issubclass(cls, HarnessError)) or name == "DeclarationError":
         cls = HarnessError
     raise cls(msg)
+
+
+# ---------------------------------------------------------------------- one block of seeds
+def execute(
+    col: Collected,
+    store,
+    reg,
+    job: Job,
+    device: str = "auto",
+    progress: Callable[[float], None] | None = None,
+    claims=None,
+) -> dict:
+    """Claim, train and log one job. Returns counts: trained, finished, diverged, claimed.
+
+    ``claims``: the backend (:mod:`harness.claims`); default flock files under the store root."""
+    from harness import data, engine, sample_metrics
+    from harness.registry import MODELS
+
+    hyp = col.hypothesis
+    counts = {"trained": 0, "finished": 0, "diverged": 0, "claimed": 0, "done": 0}
+    claims = claims if claims is not None else FlockClaims(store.root)
+    with claims.cells(reg.version, job.variant, job.seeds) as held:
+        counts["claimed"] = len(job.seeds) - len(held)
+        # Re-read after claiming: another process may have finished these cells meanwhile.
+        status = cell_status(store, col.id, reg.version, job.variant)
+        seeds = []
+        for s in held:
+            runs = status.get((job.variant.level, job.variant.stratum, s), [])
+            if any(r.status in FINISHED_STATUSES for r in runs):
+                counts["done"] += 1
+                continue
+            for r in runs:  # RUNNING under our claim: its process died
+                if r.status == "RUNNING":
+                    store.kill(r.run_id)
+            seeds.append(s)
+        if not seeds:
+            return counts
+        dev = engine.pick_device(device)
+        ds = data.load(hyp.dataset)
+        model_cls = MODELS[job.variant.model]
+        params = {
+            "model": job.variant.model,
+            "dataset": hyp.dataset,
+            **{k: v for k, v in dataclasses.asdict(job.variant.model_config).items()},
+            **{f"training.{k}": v for k, v in dataclasses.asdict(job.variant.training).items()},
+        }
+        tags = {**provenance(str(dev)), "block_size": len(seeds), "phase": "confirm",
+                "worker": f"{platform.node()}:{os.getpid()}",
+                "can_sample": engine.can_sample(model_cls)}
+        if hyp.tuning is not None:  # trained at the variant's best tuning trial's configuration
+            tags["tuned"] = "true"
+        if getattr(model_cls, "higher_is_better", ()):  # read by the report's secondary table
+            tags["higher_is_better"] = ",".join(model_cls.higher_is_better)
+        run_ids: dict[int, str] = {}
+        ended: set[int] = set()
+        phase = "logging"
+        try:
+            for s in seeds:
+                run_ids[s] = store.start_cell(reg, col.id, job.variant, s, params, tags)
+            failpoints.hit("cell.started")
+            cb = None
+            if progress is not None:
+                cb = lambda step, total: progress(len(seeds) * step / total)
+            training = job.variant.training
+            scored = sample_metrics.wanted(hyp)
+            if scored:  # enough samples for the metrics; the grid shows the first 64
+                training = dataclasses.replace(training, n_samples=sample_metrics.n_samples_for(ds))
+            phase = "training"
+            results = engine.train_block(model_cls, job.variant.model_config, training, ds, seeds, dev, progress=cb)
+            phase = "logging"
+            keys = {s: cell_key(reg.version, job.variant, s) for s in seeds}
+            for res in results:
+                if scored and res.samples is not None:
+                    res.metrics.update(sample_metrics.score(res.samples, ds, res.seed, store.root / "cache"))
+                grid = res.samples[:64] if res.samples is not None else None
+                png = sample_grid_png(grid, ds.shape) if grid is not None else None
+                key = keys[res.seed]
+                ours = store.finish_cell(run_ids[res.seed], res, png,
+                                         still_ours=(lambda k=key: k in claims.still_held([k])) if claims.waits else None)
+                ended.add(res.seed)
+                if not ours:  # the lease was lost (heartbeat cut off): the new claimant trains the cell
+                    counts["lost"] = counts.get("lost", 0) + 1
+                    continue
+                counts["trained"] += 1
+                counts["finished" if res.status == "FINISHED" else "diverged"] += 1
+        except BaseException as exc:  # noqa: BLE001  (re-raised: the runs must not stay RUNNING)
+            left = [rid for s, rid in run_ids.items() if s not in ended]
+            marked = abandon(store, left, exc)
+            raise block_error(exc, phase, col, job, store, left, marked) from None
+    return counts
+
+
+# ---------------------------------------------------------------------- signals
+def init_worker(parent: int) -> None:
+    """Pool-process initializer: die with the parent, turn SIGTERM / SIGINT into Interrupted.
+
+    The kernel sends SIGTERM when the parent dies (PR_SET_PDEATHSIG, Linux); a watchdog
+    thread polling the parent's pid covers other systems and a parent that died before the
+    prctl. SIGTERM inside a job marks its runs KILLED; idle, the process just exits.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+    def on_signal(signum, frame):
+        if not IN_JOB.is_set():
+            os._exit(128 + signum)
+        signal.signal(signum, signal.SIG_DFL)
+        raise Interrupted(f"interrupted by {signal.Signals(signum).name}", signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+
+    def watch() -> None:
+        import time
+
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30.0)  # the job's cleanup (marking its runs KILLED) had its chance
+        os._exit(1)
+
+    threading.Thread(target=watch, name="harness-parent-watchdog", daemon=True).start()
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def interruptible(fn):
+    """Run ``fn(col, ...)`` with SIGTERM / SIGINT raising Interrupted (exit 143 / 130): the
+    block in training marks its runs KILLED on the way out, and the message says how to resume."""
+
+    @functools.wraps(fn)
+    def wrapper(col: Collected, *args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            return fn(col, *args, **kwargs)
+        old = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def on_signal(signum, frame):
+            for sig, h in old.items():  # a second signal acts as it always does
+                signal.signal(sig, h)
+            raise Interrupted(f"interrupted by {signal.Signals(signum).name}", signum)
+
+        for sig in old:
+            signal.signal(sig, on_signal)
+        try:
+            return fn(col, *args, **kwargs)
+        except Interrupted as exc:
+            killed = getattr(exc, "killed", None)
+            runs = f"{killed} runs in training were marked KILLED" if killed is not None else \
+                "the runs in training were marked KILLED"
+            raise Interrupted(
+                f"{str(exc).splitlines()[0]}: {runs}; runs that had ended are kept\n"
+                f"  hint: `harness run {col.path}` resumes: it trains only the runs not yet ended",
+                exc.signum,
+            ) from None
+        finally:
+            for sig, h in old.items():
+                signal.signal(sig, h)
+
+    return wrapper

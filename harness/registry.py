@@ -1,6 +1,8 @@
 """Registries of models and datasets, filled by decorators.
 
-Built-in models register themselves when :mod:`harness.models` is imported; a user registers a
+Built-in models and datasets register themselves when :mod:`harness.builtins` imports their
+modules, which ``harness/__init__.py`` does once (this module imports none of them: the
+registries sit below every model and dataset); a user registers a
 model from a hypothesis file (or a module beside it) with ``@register_model("name")``, so no
 file under ``harness/`` needs editing to test a new idea.
 """
@@ -55,10 +57,4 @@ def register_dataset(name: str) -> Callable[[Callable], Callable]:
 
 
 def get_model(name: str) -> type:
-    _load_builtins()
     return MODELS[name]
-
-
-def _load_builtins() -> None:
-    import harness.data
-    import harness.models  # noqa: F401  (registers models)

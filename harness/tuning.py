@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import failpoints
-from harness.claims import _redact
+from harness.claims import redact
 from harness.errors import HarnessError, describe
 from harness.hypothesis import TUNING_SEED_BASE, Variant
 
@@ -76,7 +76,7 @@ def storage(url: str | None, root: Path):
             return optuna.storages.RDBStorage(url, **kwargs)
         except Exception as exc:  # noqa: BLE001  (bad URL, driver missing, server down)
             raise HarnessError(
-                f"--optuna-storage {_redact(url)}: cannot open it "
+                f"--optuna-storage {redact(url)}: cannot open it "
                 f"({describe(exc)})\n"
                 "  hint: a database URL Optuna supports (postgresql://user@host/db), or a journal file path"
             ) from None
@@ -102,13 +102,13 @@ def _create_schema(url: str, schema: str) -> None:
             eng.dispose()
     except Exception as exc:  # noqa: BLE001  (server down, bad URL)
         raise HarnessError(
-            f"--optuna-storage {_redact(url)}: cannot open it ({describe(exc)})\n"
+            f"--optuna-storage {redact(url)}: cannot open it ({describe(exc)})\n"
             "  hint: start PostgreSQL, or fix the URL (postgresql://USER@HOST:PORT/DB)"
         ) from None
 
 
 def storage_label(url: str | None, root: Path) -> str:
-    return _redact(url) if url else str((root / JOURNAL).resolve())
+    return redact(url) if url else str((root / JOURNAL).resolve())
 
 
 def study_name(hyp_id: str, version: str, variant: Variant) -> str:
@@ -167,8 +167,9 @@ def tune_variant(
     from optuna.trial import TrialState
 
     from harness import data, engine, sample_metrics
+    from harness.plan import FINISHED_STATUSES
+    from harness.registration import provenance
     from harness.registry import MODELS
-    from harness.study import FINISHED_STATUSES, provenance
 
     hyp = col.hypothesis
     tuning = hyp.tuning
@@ -256,7 +257,8 @@ def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored,
             owner.append((trial, tv))
     tv0 = members[0][1]
     training0 = member_cfgs[0][1]
-    from harness.study import Job, _abandon, _block_error
+    from harness.failures import abandon, block_error
+    from harness.plan import Job
 
     run_ids, ended, phase = [], set(), "logging"
     per_trial: dict[int, list] = {}
@@ -304,7 +306,7 @@ def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored,
             study.tell(trial, value)
     except BaseException as exc:  # noqa: BLE001  (re-raised: no run and no trial may stay RUNNING)
         left = [rid for rid in run_ids if rid not in ended]
-        marked = _abandon(store, left, exc)
+        marked = abandon(store, left, exc)
         from optuna.trial import TrialState
 
         for trial, _tv in members:  # unfinished trials' budget slots are asked again on the next run
@@ -316,7 +318,7 @@ def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored,
                     study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             except Exception:  # noqa: BLE001  (best effort: the next run fails them under its lock)
                 pass
-        raise _block_error(exc, phase, col, Job(variant, seeds), store, left, marked) from None
+        raise block_error(exc, phase, col, Job(variant, seeds), store, left, marked) from None
     return len(seeds)
 
 

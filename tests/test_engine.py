@@ -15,13 +15,13 @@ import pytest
 import torch
 from torch import nn
 
-from harness import GenerativeModel, data, engine
-from harness.engine import auto_block_size, build_model, pick_device, train_block
+from harness import GenerativeModel, data, device, engine, optim
+from harness.device import pick_device
+from harness.engine import auto_block_size, build_model, train_block
 from harness.errors import DeclarationError, HarnessError
 from harness.hypothesis import Training
-from harness.registry import MODELS, _load_builtins
+from harness.registry import MODELS
 
-_load_builtins()
 VAE = MODELS["vae"]
 TRAIN = Training(steps=7, batch_size=32, lr=2e-3, eval_samples=3, log_every=3, n_samples=4)
 RTOL = 1e-5
@@ -283,8 +283,8 @@ def test_adam_matches_torch_optim_fused_and_plain():
     torch.manual_seed(0)
     p0 = torch.randn(3, 50)
     grads = [torch.randn(3, 50) for _ in range(5)]
-    ours = engine._Adam(p0.clone(), lr=1e-2)
-    plain = engine._Adam(p0.clone(), lr=1e-2)
+    ours = optim.Adam(p0.clone(), lr=1e-2)
+    plain = optim.Adam(p0.clone(), lr=1e-2)
     plain.fused = False
     ref = p0.clone().requires_grad_(True)
     opt = torch.optim.Adam([ref], lr=1e-2)
@@ -308,8 +308,8 @@ def test_training_does_not_import_torch_dynamo(tmp_path):
         "from harness import data\n"
         "from harness.engine import train_block\n"
         "from harness.hypothesis import Training\n"
-        "from harness.registry import MODELS, _load_builtins\n"
-        "_load_builtins(); V = MODELS['vae']\n"
+        "from harness.registry import MODELS\n"
+        "V = MODELS['vae']\n"
         "r = train_block(V, V.Config(latent_dim=2, hidden=8, depth=1), Training(steps=2, batch_size=16,"
         " eval_samples=2, n_samples=2), data.load('digits'), [0, 1], 'cpu')\n"
         "assert r[0].status == 'FINISHED'\n"
@@ -321,11 +321,11 @@ def test_training_does_not_import_torch_dynamo(tmp_path):
 
 
 def test_cpu_allocator_tuning_can_be_declined(monkeypatch):
-    monkeypatch.setattr(engine, "_allocator_tuned", False)
-    monkeypatch.setenv(engine.ALLOCATOR_ENV, "default")
-    assert engine.tune_cpu_allocator() is False
-    monkeypatch.delenv(engine.ALLOCATOR_ENV)
+    monkeypatch.setattr(device, "_allocator_tuned", False)
+    monkeypatch.setenv(device.ALLOCATOR_ENV, "default")
+    assert device.tune_cpu_allocator() is False
+    monkeypatch.delenv(device.ALLOCATOR_ENV)
     import sys
 
     expected = sys.platform.startswith("linux")
-    assert engine.tune_cpu_allocator() in (expected, False)  # False off glibc (e.g. musl)
+    assert device.tune_cpu_allocator() in (expected, False)  # False off glibc (e.g. musl)

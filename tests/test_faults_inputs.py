@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import tiny_hypothesis, write
 
+from harness.claims import claim
 from harness.errors import HarnessError
 from harness.hypothesis import Variant
-from harness.study import claim
 from harness.tracking import Store
 
 
@@ -172,7 +172,8 @@ def test_a_pool_job_is_plain_data_that_rebuilds_the_variant(project):
     import pickle
 
     from harness.collect import collect
-    from harness.study import _changes, _declared
+    from harness.plan import declared as _declared
+    from harness.plan import tuned_changes as _changes
 
     col = collect(write(project / "hypotheses" / "tiny.py", tiny_hypothesis(seeds=2, steps=5)))
     v = col.hypothesis.variants[1]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from harness import data, engine
-from harness.registry import MODELS, _load_builtins
+from harness.registry import MODELS
 from harness.seeds import PURPOSES, _tag, stream_seed
 
 
@@ -45,7 +45,6 @@ def test_stream_seed_is_stable_and_validated():
 
 
 def test_build_model_uses_the_init_stream():
-    _load_builtins()
     vae = MODELS["vae"]
     ds = data.load("digits")
     cfg = vae.Config(latent_dim=3, hidden=16, depth=1)

@@ -229,7 +229,7 @@ def _optuna_counts(root, hyp_id, version):
 
 def test_tuning_never_reads_the_test_split_and_confirmation_does(project, cli):
     from harness.collect import collect
-    from harness.study import current_registration
+    from harness.registration import current_registration
     from harness.tracking import Store
 
     f = poisoned_file(project)
@@ -254,7 +254,7 @@ def test_tuning_never_reads_the_test_split_and_confirmation_does(project, cli):
 
 def test_equal_budget_disjoint_seeds_and_best_config(project, cli):
     from harness.collect import collect
-    from harness.study import current_registration
+    from harness.registration import current_registration
     from harness.tracking import Store
 
     f = tuned_file(project, "clean", trials=4)
@@ -299,7 +299,7 @@ def test_equal_budget_disjoint_seeds_and_best_config(project, cli):
 @pytest.mark.slow
 def test_sigkill_during_tuning_then_rerun_keeps_the_budget_exact(project):
     from harness.collect import collect
-    from harness.study import current_registration
+    from harness.registration import current_registration
     from harness.tracking import Store
 
     f = tuned_file(project, "killed", trials=6, training="Training(steps=40, batch_size=64, eval_samples=2, log_every=20, n_samples=8)")
@@ -375,7 +375,7 @@ def test_an_exception_in_a_trial_is_the_users_error_and_leaves_nothing_running(p
     from conftest import TINY_HYPOTHESIS
 
     from harness.collect import collect
-    from harness.study import current_registration
+    from harness.registration import current_registration
     from harness.tracking import Store
 
     src = TINY_HYPOTHESIS.format(claim="c", seeds=2, steps=6)

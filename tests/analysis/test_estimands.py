@@ -36,7 +36,7 @@ def test_estimand_picks_its_test_and_rejects_an_invalid_one():
 
 
 def test_estimand_is_part_of_the_hash_and_none_keeps_old_hashes():
-    from harness.hypothesis import _prediction_canonical
+    from harness.canonical import prediction_canonical as _prediction_canonical
 
     old = _prediction_canonical(Prediction("nll", "lower", 0.5))
     assert "estimand" not in old and old["test"] == "permutation"
