@@ -4,22 +4,30 @@ from harness.models.autoencoder import Autoencoder, LinearAE, SparseAutoencoder
 from harness.models.base import GenerativeModel
 from harness.models.diffusion import DDPM
 from harness.models.discrete_diffusion import MultinomialDiffusion
+from harness.models.flow_matching import FlowMatching
 from harness.models.hierarchical import HierarchicalVAE, ResidualPixelVAE
 from harness.models.iaf import IAFVAE, BetaVAE
+from harness.models.made import MADE
 from harness.models.matched_ae import MatchedChannelAE
+from harness.models.realnvp import RealNVP
+from harness.models.sundae import SUNDAE
 from harness.models.vae import VAE
 
 __all__ = [
     "DDPM",
     "IAFVAE",
+    "MADE",
+    "SUNDAE",
     "VAE",
     "Autoencoder",
     "BetaVAE",
+    "FlowMatching",
     "GenerativeModel",
     "HierarchicalVAE",
     "LinearAE",
     "MatchedChannelAE",
     "MultinomialDiffusion",
+    "RealNVP",
     "ResidualPixelVAE",
     "SparseAutoencoder",
 ]

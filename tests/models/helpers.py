@@ -54,3 +54,20 @@ def quick_fit(model, x: torch.Tensor, steps: int = 60, lr: float = 3e-3, seed: i
         model.loss(x, model.noise("loss", x.shape[0], 1, g, torch.device("cpu")))[0].backward()
         opt.step()
     return model
+
+
+def assert_vmapped_eval_equals_loop(model_cls, config, dataset, training: Training = FAST):
+    """CUDA evaluates and samples the seeds in one vmap, a CPU one after another: run both here."""
+    import numpy as np
+
+    from harness import engine
+
+    blk = engine._Block(model_cls, config, training, dataset, [0, 1], torch.device("cpu"), "vmap")
+    blk.run()
+    with torch.no_grad():
+        loop_metrics, loop_samples = blk.evaluate(), blk.sample()
+        blk.vmap_eval = True
+        vmap_metrics, vmap_samples = blk.evaluate(), blk.sample()
+    for k in loop_metrics:
+        torch.testing.assert_close(vmap_metrics[k], loop_metrics[k], rtol=1e-5, atol=1e-4, msg=k)
+    np.testing.assert_allclose(vmap_samples, loop_samples, rtol=1e-5, atol=1e-6)
