@@ -23,13 +23,11 @@ import torch
 from torch import nn
 
 from harness.models._util import (
-    MaskedLinear,
     bits_per_dim,
     check_likelihood,
     likelihood_logp,
     likelihood_mean,
     likelihood_width,
-    made_masks,
     mlp,
     normal_logpdf,
     std_normal_logpdf,
@@ -65,6 +63,17 @@ class IAFVAEConfig:
             raise ValueError(f"beta must be >= 0, got {self.beta!r}")
 
 
+class MaskedLinear(nn.Linear):
+    """A linear layer whose weight is multiplied by a fixed 0/1 mask (MADE)."""
+
+    def __init__(self, mask: torch.Tensor):
+        super().__init__(mask.shape[1], mask.shape[0])
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.weight * self.mask, self.bias)
+
+
 class MADE(nn.Module):
     """z [.., d], h [.., c] -> (m, s) [.., d] with output i a function of z_<i and h only.
 
@@ -74,9 +83,11 @@ class MADE(nn.Module):
 
     def __init__(self, d: int, hidden: int, context: int):
         super().__init__()
-        inp_mask, out_mask = made_masks(torch.arange(1, d + 1), [hidden])
-        self.inp = MaskedLinear(inp_mask)
+        deg_in = torch.arange(1, d + 1)
+        deg_h = torch.arange(hidden) % max(d - 1, 1) + 1
+        self.inp = MaskedLinear((deg_h[:, None] >= deg_in[None, :]).float())
         self.ctx = nn.Linear(context, hidden)  # the context may reach every unit
+        out_mask = (deg_in[:, None] > deg_h[None, :]).float()
         self.out = MaskedLinear(torch.cat([out_mask, out_mask]))
         with torch.no_grad():
             # Bias s up so sig(s) ~ 0.88 and each step starts near the identity (IAF paper, sec. 4).

@@ -2,7 +2,7 @@
 
 An autoregressive density model p(x) = prod_i p(x_{o_i} | x_{o_<i}) computed in ONE pass of an
 MLP whose weights are masked so that output i sees only the inputs before i in the ordering o
-(``harness.models._util.made_masks``). Each pixel's conditional is a categorical over the
+(``harness.models.masked.made_masks``). Each pixel's conditional is a categorical over the
 dataset's ``levels`` values, so test ``nll`` is the exact negative log-likelihood of the
 discrete data in nats (and ``bpd`` the same in bits per dimension).
 
@@ -38,14 +38,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harness.models._util import (
-    MaskedLinear,
-    bits_per_dim,
-    categorical_from_uniform,
-    categorical_logpmf,
-    made_masks,
-)
+from harness.models._util import bits_per_dim, categorical_from_uniform, categorical_logpmf
 from harness.models.base import GenerativeModel
+from harness.models.masked import MaskedLinear, made_masks
 from harness.registry import register_model
 
 
