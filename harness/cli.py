@@ -154,7 +154,7 @@ def check(
     from harness.tracking import resolve_uri
 
     _use_data_dir(data_dir)
-    col = collect(target)
+    col = collect(target, isolated=True)  # a child process imports it first: nothing it does hangs `check`
     h = col.hypothesis
     _check_data(col)
     models = list(dict.fromkeys(v.model for v in h.variants))
