@@ -298,6 +298,8 @@ def run(
         word = "registered" if created else "resuming"
         out.print(f"{word} {col.id} v{reg.number} ({reg.version}) on {dev}; store {redact(st.uri)}; executor "
                   f"{ex.describe()}; claims {claims.kind}", markup=False)
+        for note in getattr(ex, "notes", list)():
+            out.print(f"note: {note}", markup=False)
         if ex.distributed and block_size is None:
             out.print("note: blocks are sized here (on CPU: up to 16 seeds); pass --block-size for GPU workers",
                       markup=False)

@@ -177,3 +177,12 @@ def test_harness_ui_refuses_a_port_out_of_range(project, cli, port):
     r = cli("ui", "--port", port)
     assert r.exit_code == 2 and f"--port {port}" in r.output and "1-65535" in r.output, r.output
     assert "Traceback" not in r.output
+
+
+def test_a_local_ray_cluster_is_announced_as_listening_on_every_interface():
+    from harness.executors import RayExecutor
+
+    (note,) = RayExecutor(address=None).notes() if not os.environ.get("RAY_ADDRESS") else [RayExecutor.EXPOSURE]
+    assert "0.0.0.0" in note and "firewall" in note and "docs/scaling.md" in note
+    assert RayExecutor(address="127.0.0.1:6379").notes() == []
+    assert "Network exposure" in (Path(__file__).parent.parent / "docs" / "scaling.md").read_text()
