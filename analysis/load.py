@@ -7,6 +7,7 @@ import math
 import pandas as pd
 
 from harness.errors import StoreError
+from harness.redact import redact
 
 
 def load(hypothesis_id: str, store: str | None = None, version: str | None = None) -> pd.DataFrame:
@@ -25,7 +26,7 @@ def load(hypothesis_id: str, store: str | None = None, version: str | None = Non
     regs = st.registrations(hypothesis_id)
     if not regs:
         raise StoreError(
-            f"hypothesis {hypothesis_id!r}: not registered in the store {st.uri}\n"
+            f"hypothesis {hypothesis_id!r}: not registered in the store {redact(st.uri)}\n"
             f"  hint: `harness register {hypothesis_id}` or `harness run {hypothesis_id}` first; "
             "check --store"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -51,11 +52,33 @@ class Raw(str):
     """Markdown output that is not escaped (fenced code blocks)."""
 
 
+# Markdown syntax that user text (a claim, a level name) could use to make a live link or image
+# ([x](javascript:..)), emphasis, code, strikethrough, a heading or a table cell of its own (|).
+_MD_SPECIAL = re.compile(r"[\\`*\[\]|#~]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+
+
+def md_escape(text: str) -> str:
+    """User text as literal Markdown: raw HTML (``&``, ``<``) and Markdown syntax escaped, line
+    breaks (which end a table row or start a block) made spaces. ``_`` inside a word is kept."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;")
+    text = _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), text)
+    return re.sub(r"\s*[\r\n]+\s*", " ", text)
+
+
+def md_code(value) -> Raw:
+    """``value`` as an inline code span that user text cannot end early (a fence longer than
+    any run of backticks in it) nor split a table cell (``|`` escaped, as GFM tables read it)."""
+    text = re.sub(r"\s*[\r\n]+\s*", " ", "" if value is None else str(value)).replace("|", "\\|")
+    fence = "`" * (max((len(r) for r in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return Raw(f"{fence}{pad}{text}{pad}{fence}")
+
+
 def md_finalize(value) -> str:
-    """Markdown renders raw HTML: escape ``&`` and ``<`` in every value but a :class:`Raw` one."""
+    """Every value but a :class:`Raw` one is user text: :func:`md_escape` it."""
     if isinstance(value, Raw):
         return str(value)
-    return ("" if value is None else str(value)).replace("&", "&amp;").replace("<", "&lt;")
+    return md_escape("" if value is None else str(value))
 
 
 def latex_table(c: pd.DataFrame, prediction, units: str, fmt) -> str:
@@ -83,4 +106,4 @@ def latex_table(c: pd.DataFrame, prediction, units: str, fmt) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Raw", "latex_table", "md_finalize", "write_atomic"]
+__all__ = ["Raw", "latex_table", "md_code", "md_escape", "md_finalize", "write_atomic"]

@@ -11,7 +11,6 @@ import base64
 import hashlib
 import importlib.metadata
 import math
-import shlex
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,9 +22,10 @@ import pandas as pd
 from analysis.decide import decide
 from analysis.figures import drawing, forest_plot, history_plot, paired_plot, render
 from analysis.load import load
-from analysis.outputs import Raw, latex_table, md_finalize, write_atomic
+from analysis.outputs import Raw, latex_table, md_code, md_finalize, write_atomic
 from analysis.secondary import secondary_table, warnings_for
 from harness.catalog import SAMPLE_METRIC_DIRECTIONS, metric_unit
+from harness.redact import redact, shown
 
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "statsmodels", "mlflow", "optuna", "harness")
 
@@ -128,7 +128,7 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
     sha = hashlib.sha256(source.encode()).hexdigest() if source is not None else None
     file_git = reg.tags.get("harness.hypothesis_git", "unknown")
     provenance = {
-        "store": st.uri,
+        "store": redact(st.uri),
         "parent run": reg.run_id,
         "git commit": reg.tags.get("harness.git_commit", "unknown"),
         "git dirty": reg.tags.get("harness.git_dirty", "unknown"),
@@ -138,7 +138,7 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
         "host": tags.get("harness.host", ""),
     }
     packages = {p: _version(p) for p in PACKAGES}
-    store_arg = f" --store {shlex.quote(st.uri)}"
+    store_arg = f" --store {shown(st.uri)}"  # the password (if any) as ***, from the environment
     stem, smoke_flag = hypothesis_id, ""
     if hypothesis_id.endswith("@smoke"):
         stem, smoke_flag = hypothesis_id[: -len("@smoke")], " --smoke"
@@ -212,7 +212,7 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
     # `| raw` marks the few fenced code blocks, where an entity would show literally.
     md_env = Environment(loader=env.loader, autoescape=False, trim_blocks=True, lstrip_blocks=True,
                          finalize=md_finalize)
-    md_env.filters.update(fmt=_fmt, raw=Raw)
+    md_env.filters.update(fmt=_fmt, raw=Raw, code=md_code)
     files = {
         "index.html": env.get_template("report.html.j2").render(**ctx),
         "report.md": md_env.get_template("report.md.j2").render(**ctx),
@@ -299,7 +299,7 @@ def _ui_links(st, used: list, reg) -> dict:
                      "seed": int(r.data.tags["harness.seed"]), "status": r.info.status, "run_id": r.info.run_id,
                      "url": f"{base}/{r.info.experiment_id}/runs/{r.info.run_id}"})
     return {"runs": rows, "experiment": f"{base}/{exp}" if exp else "", "parent": f"{base}/{exp}/runs/{reg.run_id}",
-            "command": f"harness ui --store {shlex.quote(st.uri)}"}
+            "command": f"harness ui --store {shown(st.uri)}"}
 
 
 # ---------------------------------------------------------------------- words
@@ -462,7 +462,7 @@ def _write_index(st, env) -> Path:
             if reg.version == row["version"]:
                 row["verdict"] = reg.tags.get("harness.verdict", "not reported")
     path = st.root / "reports" / "index.html"
-    write_atomic(path, env.get_template("index.html.j2").render(rows=rows, store=st.uri))
+    write_atomic(path, env.get_template("index.html.j2").render(rows=rows, store=redact(st.uri)))
     return path
 
 

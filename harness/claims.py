@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness.errors import HarnessError, describe
+from harness.redact import from_environment, redact
 
 ENV_LEASE = "HARNESS_LEASE_SECONDS"
 DEFAULT_LEASE = 60.0
@@ -150,8 +151,9 @@ class LeaseClaims:
 
     def __init__(self, url: str, ttl: float | None = None, owner: str | None = None):
         if not is_postgres(url):
-            raise HarnessError(f"--db {url}: claims across hosts need a PostgreSQL database\n"
+            raise HarnessError(f"--db {redact(url)}: claims across hosts need a PostgreSQL database\n"
                                "  hint: --db postgresql://USER@HOST:PORT/DB")
+        url = from_environment(url, "--db")
         self.url = url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url
         self.ttl = float(ttl if ttl is not None else lease_seconds())
         self.owner = owner or f"{platform.node()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -347,17 +349,6 @@ def pg_schema_lock(url: str) -> Iterator[None]:
 
 def is_postgres(url: str | None) -> bool:
     return bool(url) and url.startswith(("postgresql://", "postgresql+", "postgres://"))
-
-
-def redact(url: str) -> str:
-    """A URL without its password, for messages."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    u = urlsplit(url)
-    if u.password:
-        netloc = f"{u.username}:***@{u.hostname}" + (f":{u.port}" if u.port else "")
-        return urlunsplit(u._replace(netloc=netloc))
-    return url
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from harness.errors import HarnessError, translate
 from harness.progress import RunProgress
+from harness.redact import redact, redact_text, shown
 from harness.template import TEMPLATE
 
 app = typer.Typer(
@@ -76,13 +77,13 @@ def _user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except HarnessError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(redact_text(str(exc)))}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except Exception as exc:  # a full disk, a read-only or garbled store: a user error too
             known = translate(exc)
             if known is None:
                 raise
-            err.print(f"[bold red]error:[/] {escape(str(known))}", markup=True, highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(redact_text(str(known)))}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(known.exit_code) from None
 
     return wrapper
@@ -122,7 +123,7 @@ def check(
     from harness.tracking import resolve_uri
 
     _use_data_dir(data_dir)
-    col = collect(target)
+    col = collect(target, isolated=True)  # a child process imports it first: nothing it does hangs `check`
     h = col.hypothesis
     _check_data(col)
     models = list(dict.fromkeys(v.model for v in h.variants))
@@ -150,7 +151,7 @@ def check(
     else:
         out.print(f"plan: {h.n_runs} confirmatory runs; no tuning declared (every variant at the declared values)",
                   markup=False)
-    out.print(f"store: {resolve_uri(store)}", markup=False)
+    out.print(f"store: {redact(resolve_uri(store))}", markup=False)
     from harness.sample_metrics import floor_warning
 
     if (warning := floor_warning(h)) is not None:
@@ -254,7 +255,7 @@ def run(
 
     if ex.distributed and resolve_uri(store).startswith("sqlite:"):  # refused before the file is created
         raise HarnessError(
-            f"--executor {ex.name}: the store {resolve_uri(store)} is a sqlite file, which workers on several hosts "
+            f"--executor {ex.name}: the store {redact(resolve_uri(store))} is a sqlite file, which workers on several hosts "
             "must not write\n  hint: --store postgresql://USER@HOST/DB, or --store http://HOST:PORT (an MLflow "
             "server) with --db"
         )
@@ -264,8 +265,10 @@ def run(
     try:
         reg, created = do_register(col, st, new_version=new_version)
         word = "registered" if created else "resuming"
-        out.print(f"{word} {col.id} v{reg.number} ({reg.version}) on {dev}; store {st.uri}; executor "
+        out.print(f"{word} {col.id} v{reg.number} ({reg.version}) on {dev}; store {redact(st.uri)}; executor "
                   f"{ex.describe()}; claims {claims.kind}", markup=False)
+        for note in getattr(ex, "notes", list)():
+            out.print(f"note: {note}", markup=False)
         if ex.distributed and block_size is None:
             out.print("note: blocks are sized here (on CPU: up to 16 seeds); pass --block-size for GPU workers",
                       markup=False)
@@ -283,13 +286,13 @@ def _coordination(st, ex, db: str | None, optuna_storage: str | None, col):
     db = db or os.environ.get("HARNESS_DB") or (st.uri if st.uri.startswith(("postgresql", "postgres://")) else None)
     if ex.distributed and db is None:
         raise HarnessError(
-            f"--executor {ex.name}: claims across hosts need a database, and the store {st.uri} is not one\n"
+            f"--executor {ex.name}: claims across hosts need a database, and the store {redact(st.uri)} is not one\n"
             "  hint: pass --db postgresql://USER@HOST/DB (or set HARNESS_DB)"
         )
     if ex.distributed and col.hypothesis.tuning is not None and optuna_storage and (
             "://" not in optuna_storage or optuna_storage.startswith("sqlite:")):
         raise HarnessError(
-            f"--optuna-storage {optuna_storage}: a journal or sqlite file is local to one host; --executor {ex.name} "
+            f"--optuna-storage {redact(optuna_storage)}: a journal or sqlite file is local to one host; --executor {ex.name} "
             "tunes on several\n  hint: leave --optuna-storage out (the --db database is used) or give a "
             "PostgreSQL URL"
         )
@@ -322,7 +325,7 @@ def _run_registered(col, st, reg, seeds, dev, workers, block_size, optuna_storag
         markup=False,
     )
     stem = col.path.stem
-    out.print(f"next: harness report {stem}" + (" --smoke" if smoke else "") + (f" --store {store}" if store else ""),
+    out.print(f"next: harness report {stem}" + (" --smoke" if smoke else "") + (f" --store {shown(store)}" if store else ""),
               markup=False)
 
 
@@ -340,7 +343,7 @@ def list_(store: str | None = StoreOpt):
         st = Store(store, create=False)  # reading only: a read-only store lists
         for name in st.experiments():
             rows.setdefault(name, {})
-    table = Table(title=f"hypotheses (store {uri})")
+    table = Table(title=f"hypotheses (store {redact(uri)})")
     for c in ("id", "version", "registered", "runs done / planned", "verdict"):
         table.add_column(c)
     from harness.plan import progress_counts
@@ -414,7 +417,7 @@ def source(
     reg = (regs[-1] if regs and version is None else
            next((r for r in regs if version and r.version.startswith(version)), None))
     if reg is None:
-        raise StoreError(f"hypothesis {hid!r}: no registered version {version or ''} in {st.uri} "
+        raise StoreError(f"hypothesis {hid!r}: no registered version {version or ''} in {redact(st.uri)} "
                          f"(registered: {[r.version for r in regs]})\n  hint: check the ID, --version and --store")
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -449,25 +452,22 @@ def ui(
     import subprocess
     import urllib.request
 
+    from harness.serve import check_port, mlflow_server
     from harness.tracking import local_root, resolve_uri
 
+    check_port(port)
     uri = resolve_uri(store)
     if uri.startswith(("http://", "https://")):  # a tracking server already is the UI
         from harness.tracking import Store
 
         Store(uri, create=False)  # reachable, and it answers the API
-        out.print(f"MLflow UI on {uri} (the tracking server itself serves it)", markup=False)
+        out.print(f"MLflow UI on {redact(uri)} (the tracking server itself serves it)", markup=False)
         return
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
-           "--port", str(port), "--workers", "1"]
-    if uri.startswith("sqlite:///"):
-        cmd += ["--default-artifact-root", (local_root(uri) / "artifacts").resolve().as_uri()]
+    # The password (if any) in the child's environment, never on its argv (see harness/serve.py).
+    cmd, env = mlflow_server(uri, port, local_root(uri) / "artifacts" if uri.startswith("sqlite:///") else None)
     url = f"http://127.0.0.1:{port}"
+    uri = redact(uri)  # for messages only from here on
     err.print(f"starting MLflow's UI over {uri} ...", markup=False)
-    # The job runner (huey workers, for MLflow's GenAI jobs) is most of the start-up time and
-    # unused here: about 19 s -> 11 s to the first answer on a 2-core machine.
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION",
-                                                                              "false")}
     # Same process group (Ctrl-C, or a kill of the group, reaches the server too) and, on
     # Linux, a parent-death signal: the server never outlives `harness ui`.
     proc = subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent)

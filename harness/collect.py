@@ -57,11 +57,14 @@ def resolve(target: str | Path) -> Path:
     return path
 
 
-def collect(target: str | Path, *, smoke: bool = False) -> Collected:
+def collect(target: str | Path, *, smoke: bool = False, isolated: bool = False) -> Collected:
     """Import one hypothesis file and return its validated declaration.
 
     ``smoke=True`` gives the labelled smoke version: 2 seeds, a tiny training budget, its own
     version hash and its own experiment (``<id>@smoke``), so it never mixes with the study.
+    ``isolated=True`` (`harness check`) imports the file in a child process first, killed after
+    the import timeout whatever the file does (ignores SIGALRM, starts a thread, kills its own
+    process), and imports it here only once the child succeeded (see :mod:`harness.isolate`).
 
     Example::
 
@@ -69,13 +72,18 @@ def collect(target: str | Path, *, smoke: bool = False) -> Collected:
         c.hypothesis.n_runs
     """
     path = resolve(target).resolve()
-    source = path.read_text()
+    source = _read(path)
+    if isolated:
+        from harness.isolate import import_in_child
+
+        import_in_child(path)  # a CollectionError, located, when the file fails there
     name = f"harness_hypothesis_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     # A module beside the hypothesis file (a user's model) must be importable from it.
     sys.path.insert(0, str(path.parent))
     sys.modules[name] = module
+    threads = set(threading.enumerate())
     try:
         with _guarded_import(path):
             spec.loader.exec_module(module)
@@ -98,7 +106,9 @@ def collect(target: str | Path, *, smoke: bool = False) -> Collected:
             f"{path}:{exc.lineno}: syntax error: {exc.msg}\n  {(exc.text or '').rstrip()}\n"
             "  hint: fix the Python syntax; `harness new NAME` writes a working template"
         ) from None
-    except Exception as exc:  # noqa: BLE001  (any import failure becomes a collection error)
+    except _Interrupted:  # a real Ctrl-C while importing: the user's, not the file's
+        raise KeyboardInterrupt from None
+    except BaseException as exc:  # noqa: BLE001  (any import failure, KeyboardInterrupt raised by the file included)
         raise CollectionError(
             f"{_where(path, exc)}: error while importing the hypothesis file: "
             f"{type(exc).__name__}: {exc}\n"
@@ -106,6 +116,7 @@ def collect(target: str | Path, *, smoke: bool = False) -> Collected:
         ) from None
     finally:
         sys.path.remove(str(path.parent))
+    _no_stray_threads(path, threads)
     hyp = getattr(module, "hypothesis", None)
     if not isinstance(hyp, Hypothesis):
         raise CollectionError(
@@ -139,6 +150,37 @@ class _ImportExit(BaseException):  # not Exception: a file's `except Exception` 
         self.call = call
 
 
+class _Interrupted(KeyboardInterrupt):
+    """SIGINT (Ctrl-C) delivered while a hypothesis file imports: the user's interrupt."""
+
+
+def _read(path: Path) -> str:
+    """The file's text, or a located CollectionError when it is not UTF-8 (Python's own rule
+    for source files without an encoding line)."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise CollectionError(
+            f"{path}:{line}: the hypothesis file is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})\n"
+            "  hint: save the file as UTF-8"
+        ) from None
+
+
+def _no_stray_threads(path: Path, before: set) -> None:
+    """A thread the file started and left running keeps the process alive after its work ends
+    (`check` would print the plan and never exit)."""
+    stray = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    if stray:
+        code = getattr(getattr(stray[0], "_target", None), "__code__", None)
+        where = f"{path}:{code.co_firstlineno}" if code and Path(code.co_filename).resolve() == path else str(path)
+        raise CollectionError(
+            f"{where}: the hypothesis file started a thread ({stray[0].name}) that is still running after its "
+            "import\n  hint: a hypothesis file only declares: start no threads (or processes) in it"
+        )
+
+
 class _ImportTimeout(BaseException):
     def __init__(self, seconds: float):
         super().__init__(seconds)
@@ -151,9 +193,33 @@ def _guarded_import(path: Path):
     and a SIGALRM timer bounds the time (main thread only: signals reach no other thread). In
     process, so `check` pays for no second interpreter."""
     real_exit = os._exit
+    real_signal, real_mask = signal.signal, signal.pthread_sigmask
+    real_alarm, real_setitimer = signal.alarm, signal.setitimer
 
     def no_exit(code=0):
         raise _ImportExit(f"os._exit({code!r})")
+
+    # The import timeout is SIGALRM: a file must not ignore, block or re-arm it.
+    def no_alarm_handler(signum, handler):
+        if signum == signal.SIGALRM:
+            raise _ImportExit(f"signal.signal({signal.Signals(signum).name}, ...)")
+        return real_signal(signum, handler)
+
+    def no_alarm_mask(how, mask):
+        if how != signal.SIG_UNBLOCK and signal.SIGALRM in set(mask):
+            raise _ImportExit("signal.pthread_sigmask(...)")
+        return real_mask(how, mask)
+
+    def no_alarm(*args):
+        raise _ImportExit("signal.alarm(...)")
+
+    def no_timer(which, *args):
+        if which == signal.ITIMER_REAL:
+            raise _ImportExit("signal.setitimer(ITIMER_REAL, ...)")
+        return real_setitimer(which, *args)
+
+    def on_interrupt(signum, frame):
+        raise _Interrupted
 
     timeout = float(os.environ.get(ENV_IMPORT_TIMEOUT) or IMPORT_TIMEOUT)
     timed = threading.current_thread() is threading.main_thread() and timeout > 0
@@ -162,7 +228,10 @@ def _guarded_import(path: Path):
             raise _ImportTimeout(timeout)
 
         old_handler = signal.signal(signal.SIGALRM, on_alarm)
+        old_interrupt = signal.signal(signal.SIGINT, on_interrupt)
         old_timer = signal.setitimer(signal.ITIMER_REAL, timeout)
+        signal.signal, signal.pthread_sigmask, signal.alarm, signal.setitimer = (
+            no_alarm_handler, no_alarm_mask, no_alarm, no_timer)
     os._exit = no_exit
     try:
         yield
@@ -171,8 +240,11 @@ def _guarded_import(path: Path):
     finally:
         os._exit = real_exit
         if timed:
+            signal.signal, signal.pthread_sigmask, signal.alarm, signal.setitimer = (
+                real_signal, real_mask, real_alarm, real_setitimer)
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old_handler)
+            signal.signal(signal.SIGINT, old_interrupt)
             if old_timer[0] > 0:
                 signal.setitimer(signal.ITIMER_REAL, *old_timer)
 

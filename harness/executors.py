@@ -40,7 +40,8 @@ class WorkerLost(Exception):
 def _env_for_workers() -> dict[str, str]:
     """The harness's own environment (failpoints, lease length, thread counts) for workers
     started by a cluster, which do not inherit the driver's environment."""
-    keep = ("HARNESS_", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MLFLOW_")
+    # PGPASSWORD: a store or --db given as postgresql://USER:***@... takes its password from it
+    keep = ("HARNESS_", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MLFLOW_", "PGPASSWORD")
     return {k: v for k, v in os.environ.items() if k.startswith(keep)}
 
 
@@ -116,6 +117,16 @@ class RayExecutor(Executor):
 
     name = "ray"
     distributed = True
+    # Ray's own servers (GCS, raylet, object manager, workers: gRPC) listen on every interface,
+    # whatever --node-ip-address says, and Ray runs whatever code reaches them (docs/scaling.md).
+    EXPOSURE = ("a local Ray cluster listens on all network interfaces (its gRPC servers bind 0.0.0.0, even "
+                "with --node-ip-address 127.0.0.1), and anyone who reaches its ports can run code as you; "
+                "on a shared network firewall them (e.g. allow only 127.0.0.1 / the cluster's private subnet "
+                "to Ray's ports), or run on a private network; see docs/scaling.md")
+
+    def notes(self) -> list[str]:
+        """What the user should know before this executor starts anything."""
+        return [] if self.address else [self.EXPOSURE]
 
     def __init__(self, address: str | None = None, num_cpus: float = 1.0, num_gpus: float = 0.0):
         self.address = address or os.environ.get(ENV_RAY) or None

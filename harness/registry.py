@@ -39,6 +39,12 @@ def register_model(name: str) -> Callable[[type[T]], type[T]]:
             raise TypeError(f"model {name!r}: {cls.__name__}.Config must be a dataclass")
         if not getattr(cls, "metrics", None):
             raise TypeError(f"model {name!r}: {cls.__name__}.metrics must name the metrics it reports")
+        from harness import names
+
+        for m in cls.metrics:  # logged as MLflow metrics, its Config fields as parameters
+            names.check(f"{cls.__name__}.metrics", m)
+        for f in dataclasses.fields(cls.Config):
+            names.check(f"{cls.__name__}.Config", f.name)
         cls.name = name
         MODELS[name] = cls
         return cls

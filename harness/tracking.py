@@ -53,7 +53,9 @@ def resolve_uri(store: str | None = None) -> str:
         # directory to create mlflow.db under.
         p = p if p.suffix == ".db" or p.is_file() else p / "mlflow.db"
         return f"sqlite:///{p.resolve()}"
-    return uri
+    from harness.redact import from_environment
+
+    return from_environment(uri)  # a password given as *** comes from $PGPASSWORD / $MLFLOW_TRACKING_PASSWORD
 
 
 def local_root(uri: str) -> Path:
@@ -93,7 +95,9 @@ class Store:
         # the driver's store; it never changes what is read or written in the store itself.
         self.root = Path(root) if root is not None else local_root(self.uri)
         # How the user named the store, for messages.
-        given = (f"--store {store}" if store else f"${ENV_STORE}={os.environ[ENV_STORE]}" if os.environ.get(ENV_STORE)
+        from harness.redact import redact
+
+        given = (f"--store {redact(store)}" if store else f"${ENV_STORE}={redact(os.environ[ENV_STORE])}" if os.environ.get(ENV_STORE)
                  else "the default store runs/")
         # mlflow configures its own loggers on import; its INFO lines (schema creation, ...)
         # are noise in a CLI.
@@ -121,11 +125,14 @@ class Store:
                 self.client = MlflowClient(tracking_uri=self.uri)
                 self.client.search_experiments(max_results=1)
         except Exception as exc:  # noqa: BLE001  (mlflow raises many kinds; name the store)
+            from harness.redact import redact_text
+
             known = translate(exc, given)
             if known is not None:
                 raise known from None
             raise StoreError(
-                f"{given}: the tracking store could not be opened: {str(exc).strip().splitlines()[0][:400]}\n"
+                f"{given}: the tracking store could not be opened: "
+                f"{redact_text(str(exc).strip().splitlines()[0][:400])}\n"
                 "  hint: point --store at a harness store directory, its mlflow.db, or a running MLflow server"
             ) from None
 
@@ -517,13 +524,15 @@ def _probe(uri: str) -> None:
     """Fail in seconds, not minutes of MLflow's retries, when the tracking server is unreachable."""
     from urllib.parse import urlsplit
 
+    from harness.redact import redact
+
     u = urlsplit(uri)
     host, port = u.hostname or "localhost", u.port or (443 if u.scheme == "https" else 80)
     try:
         socket.create_connection((host, port), timeout=PROBE_SECONDS).close()
     except OSError as exc:
         raise StoreError(
-            f"--store {uri}: cannot reach the tracking server at {host}:{port} ({exc.strerror or exc})\n"
+            f"--store {redact(uri)}: cannot reach the tracking server at {host}:{port} ({exc.strerror or exc})\n"
             f"  hint: start it (e.g. `mlflow server --host {host} --port {port}`) or fix the URI"
         ) from None
 

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import failpoints
-from harness.claims import redact
 from harness.errors import HarnessError, describe
 from harness.hypothesis import TUNING_SEED_BASE, Variant
+from harness.redact import from_environment, redact
 
 JOURNAL = "optuna.journal"
 
@@ -60,6 +60,7 @@ def storage(url: str | None, root: Path):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if url and "://" in url:
+        url = from_environment(url, "--optuna-storage")
         kwargs = {}
         if url.startswith(("postgresql", "postgres://")):
             # Its own schema: Optuna's tables (and its alembic_version) must not meet MLflow's

@@ -65,21 +65,33 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------- PostgreSQL
-def start_postgres(d: Path) -> str:
+def start_postgres(d: Path, password: str | None = None) -> str:
+    """``password``: require it (scram-sha-256) instead of trusting every local connection; the
+    URL returned carries it."""
     d = Path(d)
     data = d / "pg"
     d.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         shutil.chown(d, "postgres")
     port = free_port()
-    subprocess.run(_as_postgres([_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+    auth = ["-A", "trust"]
+    if password is not None:
+        pwfile = d / "pwfile"
+        pwfile.write_text(password + "\n")
+        pwfile.chmod(0o600)
+        if os.geteuid() == 0:
+            shutil.chown(pwfile, "postgres")
+        auth = ["-A", "scram-sha-256", f"--pwfile={pwfile}"]
+    subprocess.run(_as_postgres([_pg_bin("initdb"), "-D", str(data), *auth, "-U", "postgres",
                                  "--no-sync", "-E", "UTF8"]), check=True, capture_output=True)
+    if password is not None:
+        pwfile.unlink()
     log = d / "pg.log"
     opts = f"-p {port} -k {d} -c listen_addresses={HOST} -c fsync=off -c max_connections=300"
     subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-o", opts, "-w", "start"]),
                    check=True, capture_output=True)
     _wait_port(port, 30, "PostgreSQL", log)
-    return f"postgresql://postgres@{HOST}:{port}"
+    return f"postgresql://postgres{'' if password is None else ':' + password}@{HOST}:{port}"
 
 
 def stop_postgres(d: Path) -> None:

@@ -9,7 +9,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from services import mlflow_server, pg_db, pg_server, ray_cluster, slurm_cluster  # noqa: F401  (fixtures)
+from services import (  # noqa: F401  (fixtures)
+    mlflow_server,
+    pg_db,
+    pg_password_server,
+    pg_server,
+    ray_cluster,
+    slurm_cluster,
+)
 from typer.testing import CliRunner
 
 from harness.cli import app

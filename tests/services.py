@@ -87,3 +87,19 @@ def mlflow_server(pg_server, tmp_path_factory):
         _unavailable("mlflow server", exc)
     yield url
     services.stop_process(proc)
+
+
+PG_PASSWORD = f"pw{uuid.uuid4().hex}"  # hex: needs no quoting in a URL
+
+
+@pytest.fixture(scope="session")
+def pg_password_server():
+    """A PostgreSQL that checks passwords (scram-sha-256), unlike ``pg_server`` (trust); its URL
+    carries the password ``PG_PASSWORD`` and no database."""
+    d = Path("/tmp") / f"harness-pgpw-{uuid.uuid4().hex[:8]}"
+    try:
+        url = services.start_postgres(d, password=PG_PASSWORD)
+    except Exception as exc:  # noqa: BLE001
+        _unavailable("PostgreSQL", exc)
+    yield url
+    services.stop_postgres(d)
