@@ -40,6 +40,21 @@ def prediction_canonical(p) -> dict:
     return out
 
 
+# Training fields added after declarations were registered, with the default each is left out
+# at: a declaration that does not set them keeps the version it always had.
+TRAINING_OMITTED_AT_DEFAULT = {"evaluate_at": (), "ema": None, "match": None}
+
+
+def training_canonical(t) -> dict:
+    out = dataclasses.asdict(t)
+    for name, default in TRAINING_OMITTED_AT_DEFAULT.items():
+        if name in out and out[name] == default:
+            out.pop(name)
+    if "evaluate_at" in out:
+        out["evaluate_at"] = list(out["evaluate_at"])
+    return out
+
+
 def level_id(v: object) -> str:
     return v if isinstance(v, str) else json.dumps(v)
 

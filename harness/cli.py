@@ -61,14 +61,20 @@ def _use_data_dir(data_dir: str | None) -> None:
     os.environ[DATA_DIR_ENV] = str(Path(data_dir).expanduser().resolve())
 
 
-def _check_data(col) -> None:
-    """Load the dataset now: a missing local directory fails `check`, and `run` before it registers."""
-    from harness import data
+def _check_data(col, compute_lines: bool = False) -> list[str]:
+    """Load the dataset now: a missing local directory fails `check`, and `run` before it
+    registers; so does a `match="flops"` whose FLOPs cannot be counted (harness.compute)."""
+    from harness import compute, data
 
     try:
-        data.load(col.hypothesis.dataset)
+        ds = data.load(col.hypothesis.dataset)
     except HarnessError as exc:
         raise HarnessError(f"{col.path}: dataset {col.hypothesis.dataset!r} cannot be loaded:\n  {exc}") from None
+    if compute_lines:
+        return compute.describe(col.hypothesis, ds, str(col.path))
+    if any(v.training.match for v in col.hypothesis.variants):
+        compute.matched_budgets(col.hypothesis, ds, str(col.path))
+    return []
 
 
 def _user_errors(fn):
@@ -125,7 +131,7 @@ def check(
     _use_data_dir(data_dir)
     col = collect(target, isolated=True)  # a child process imports it first: nothing it does hangs `check`
     h = col.hypothesis
-    _check_data(col)
+    compute_lines = _check_data(col, compute_lines=True)
     models = list(dict.fromkeys(v.model for v in h.variants))
     out.print(Text.assemble((col.id, "bold"), f"  version {h.version}  ({col.path})"))
     out.print(f"claim: {h.claim}", highlight=False, markup=False)
@@ -136,6 +142,8 @@ def check(
     span = f" (seeds {h.first_seed}..{h.first_seed + int(h.seeds) - 1})" if h.first_seed else ""
     out.print(f"seeds: {h.seeds} per variant{span}; variants: {len(h.variants)}; runs: {h.n_runs}", markup=False)
     out.print(f"training: {h.training}", markup=False)
+    for line in compute_lines:
+        out.print(line, markup=False)
     for m in models:
         if not can_sample(MODELS[m]):
             out.print(f"sampling: model {m!r} defines no sample(): no sample grid and no sample-quality metrics "

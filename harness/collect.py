@@ -134,9 +134,12 @@ SMOKE_SUFFIX = "@smoke"
 def smoke_version(hyp: Hypothesis) -> Hypothesis:
     """The same declaration with 2 seeds and a tiny budget, labelled as a smoke run."""
     t = hyp.training
+    steps = min(t.steps, 30)
+    # Budgets shrink with the steps (at least one step apart), so a smoke run exercises them too.
+    at = sorted({max(1, k * steps // t.steps) for k in t.evaluate_at} - {steps})
     training = dataclasses.replace(
-        t, steps=min(t.steps, 30), eval_samples=min(t.eval_samples, 8), log_every=min(t.log_every, 10),
-        n_samples=min(t.n_samples, 64),
+        t, steps=steps, eval_samples=min(t.eval_samples, 8), log_every=min(t.log_every, 10),
+        n_samples=min(t.n_samples, 64), evaluate_at=tuple(at),
     )
     tuning = hyp.tuning and dataclasses.replace(hyp.tuning, trials=min(hyp.tuning.trials, 2), seeds_per_trial=1)
     return dataclasses.replace(hyp, seeds=2, training=training, tuning=tuning, smoke=True)

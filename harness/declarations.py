@@ -33,6 +33,8 @@ MAX_LEVEL_CHARS = 500  # a level's id is a tag value and part of every run's key
 MAX_SIZE = 65_536  # any integer of a model's Config (latent_dim, hidden, T, ...)
 TRAINING_MAX = {"steps": 10_000_000, "batch_size": 65_536, "eval_samples": 10_000, "log_every": 10_000_000,
                 "n_samples": 10_000}
+MAX_BUDGETS = 256  # Training.evaluate_at entries: each one is a full evaluation of every member
+MATCHES = (None, "flops")  # Training.match: what every variant's budget is matched on (harness.compute)
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,13 @@ class Training:
     # automatically when the prediction's metric is one of them
     precision: str = "fp32"  # training arithmetic: "fp32", or autocast "bf16" / "fp16" (fp32
     # master weights and optimiser state; fp16 adds per-seed loss scaling; evaluation is fp32)
+    evaluate_at: tuple[int, ...] = ()  # earlier budgets (steps) at which every run is also
+    # evaluated, exactly as a run of that many steps would be; the final `steps` always is
+    ema: float | None = None  # decay d of an exponential moving average of the weights
+    # (ema = d * ema + (1 - d) * w after every step, from the initial weights); evaluation and
+    # sampling then use it (Ho et al. 2020 evaluate DDPM this way); None: the weights themselves
+    match: str | None = None  # "flops": every variant's steps (and evaluate_at) are scaled so
+    # that its training FLOPs equal its control variant's at each budget (harness.compute)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_samples", "log_every", "n_samples"):
@@ -169,6 +178,36 @@ class Training:
         if self.grad_clip is not None and (not is_real(self.grad_clip) or self.grad_clip <= 0):
             raise DeclarationError("training.grad_clip", self.grad_clip, "None or a positive norm")
         check_choice("training.precision", self.precision, PRECISIONS)
+        self._check_budgets()
+        if self.ema is not None and (not is_real(self.ema) or not 0 < self.ema < 1):
+            raise DeclarationError("training.ema", self.ema, "None, or a decay strictly between 0 and 1, e.g. 0.999")
+        if self.match not in MATCHES:
+            raise DeclarationError("training.match", self.match,
+                                   'None (every variant trains `steps`) or "flops" (steps matched on training FLOPs)')
+
+    def _check_budgets(self) -> None:
+        at = self.evaluate_at
+        fix = (f"a tuple of strictly increasing step counts from 1 to steps = {self.steps}, at most "
+               f"{MAX_BUDGETS} of them, e.g. (1000, 2000, 4000); () for the final step only")
+        if not isinstance(at, (tuple, list, range)):
+            raise DeclarationError("training.evaluate_at", at, fix)
+        at = tuple(at)
+        if len(at) > MAX_BUDGETS:
+            raise DeclarationError("training.evaluate_at", f"<{len(at)} budgets>", fix, what="too many budgets")
+        for k in at:
+            if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+                raise DeclarationError("training.evaluate_at", at, fix + f"; {k!r} is not a positive integer")
+            if k > self.steps:
+                raise DeclarationError("training.evaluate_at", at, fix + f"; {k} is above steps",
+                                       what="budget above steps")
+        if any(b <= a for a, b in zip(at, at[1:])):
+            raise DeclarationError("training.evaluate_at", at, fix, what="budgets not strictly increasing")
+        object.__setattr__(self, "evaluate_at", at)  # a list is stored as the tuple it means
+
+    @property
+    def budgets(self) -> tuple[int, ...]:
+        """Every step count a run is evaluated at: ``evaluate_at`` and the final ``steps``."""
+        return tuple(k for k in self.evaluate_at if k < self.steps) + (self.steps,)
 
 
 TRAINING_FIELDS = tuple(f.name for f in dataclasses.fields(Training))

@@ -20,7 +20,22 @@ seeds coincide: init, data order, training noise, evaluation and sampling noise.
 and training noise are drawn ``CHUNK_STEPS`` steps at a time (one call per seed and chunk,
 not per step); chunk sizes depend on the training settings and the data, never on S. So a
 seed trained alone and the same seed trained in a block of 64 see the same numbers and end at
-the same parameters up to float rounding (``tests/test_engine.py``).
+the same parameters up to float rounding (``tests/test_engine.py``). Training noise is always
+drawn in whole chunks, also the last one (its unused steps are dropped): how many numbers a
+draw takes must not depend on ``steps``, or a 40-step run and the first 40 steps of a 60-step
+run would see different noise (a model whose noise() makes two random calls draws the second
+after the first's whole chunk; on CUDA even one call's numbers depend on its size).
+
+Budgets (``Training.evaluate_at``): after each listed step the block evaluates every member
+(and samples, when asked), exactly as a run of that many steps ends: the evaluation and sample
+streams are fresh generators per evaluation (:mod:`harness.evaluation`) and the training
+streams are untouched, so budget k of a long run IS the k-step run (to float rounding; tested).
+A member that diverged before step k has NaN metrics at k (its k-step run would have failed).
+
+EMA (``Training.ema`` = d): one more ``[S, P]`` tensor, ``ema = d * ema + (1 - d) * w`` after
+every optimiser step (elementwise: members stay independent), started at the initial weights
+(:class:`harness.optim.Ema`). Evaluation and sampling, at every budget, use it instead of the
+trained weights; ``keep_state`` still returns the trained weights.
 
 A seed whose loss or gradient goes non-finite is masked out (its gradient zeroed from then on,
 its histories NaN) and reported FAILED with the step; the others finish. Nothing in a step
@@ -50,28 +65,25 @@ import numpy as np
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
+from harness import evaluation
 from harness.data import Dataset
 from harness.device import pick_device, resolve_mode, tune_cpu_allocator
 from harness.errors import HarnessError
+from harness.evaluation import eval_chunk, stream_generator  # noqa: F401  (eval_chunk: re-exported)
 from harness.hypothesis import STACKABLE_TRAINING, Training
 from harness.models.base import can_sample
-from harness.optim import Adam, Layout
+from harness.optim import Adam, Ema, Layout
 from harness.seeds import stream_seed
 
-# Stream purposes hashed with each seed (harness.seeds): data order, training, evaluation and
-# sample noise; init is "init".
-_DATA, _NOISE, _EVAL, _SAMPLE = "data", "noise", "eval", "sample"
+# Stream purposes hashed with each seed (harness.seeds): data order and training noise (the
+# evaluation and sample streams are harness.evaluation's); init is "init".
+_DATA, _NOISE = "data", "noise"
 
 # Randomness is drawn for CHUNK_STEPS steps at a time per seed (fewer when one step's noise is
 # large: at most CHUNK_ELEMENTS numbers per seed and chunk). Both are constants, so a seed's
 # streams never depend on which seeds share its block.
 CHUNK_STEPS = 64
 CHUNK_ELEMENTS = 2**20
-# Evaluation runs over chunks of the test split sized so that one seed's widest tensor holds
-# about EVAL_CHUNK_ELEMENTS numbers (K samples x examples x decoder outputs). The chunk size
-# fixes how each seed's evaluation noise is drawn, so it depends on K and the data only, never
-# on S (a block of S seeds holds S such tensors at once).
-EVAL_CHUNK_ELEMENTS = 2**22
 # auto_block_size: the default cap, and the share of free GPU memory a block may plan to use.
 CPU_MAX_BLOCK = 16
 GPU_MAX_BLOCK = 256
@@ -93,12 +105,12 @@ class SeedResult:
     failed_at_step: int | None = None
     state: dict[str, torch.Tensor] | None = None  # final parameters (CPU), with keep_state=True
     skipped_steps: int = 0  # precision="fp16": steps skipped for this seed on loss-scale overflow
-
-
-def _generator(seed: int, stream: str, device: torch.device) -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed(stream_seed(seed, stream))
-    return g
+    # Training.evaluate_at: step k (< steps) -> the test metrics a k-step run ends with (NaN
+    # when it would have diverged); the final budget's are ``metrics``.
+    budgets: dict[int, dict[str, float]] = field(default_factory=dict)
+    budget_samples: dict[int, np.ndarray] = field(default_factory=dict)  # with budget_samples=True
+    params: int = 0  # parameters of one member
+    wall_seconds: float = 0.0  # the whole block's wall time (training, budgets, final evaluation)
 
 
 def build_model(model_cls: type, config, dataset: Dataset, seed: int) -> torch.nn.Module:
@@ -135,6 +147,7 @@ class _Block:
             else:
                 self.clip = None
         self.adam = Adam(self.flat, lr)
+        self.ema = Ema(self.flat, training.ema) if getattr(training, "ema", None) else None
         self.grad = torch.zeros_like(self.flat)  # reused every step
         self.grad_views = list(self.layout.unflatten(self.grad).values())
 
@@ -143,8 +156,8 @@ class _Block:
         self.bsz = bsz = min(training.batch_size, n)
         self.per_epoch = n // bsz
         self.epochs_per_draw = max(1, math.ceil(CHUNK_STEPS / self.per_epoch))
-        self.g_data = [_generator(s, _DATA, dev) for s in seeds]
-        self.g_noise = [_generator(s, _NOISE, dev) for s in seeds]
+        self.g_data = [stream_generator(s, _DATA, dev) for s in seeds]
+        self.g_noise = [stream_generator(s, _NOISE, dev) for s in seeds]
         self._idx = torch.empty(S, 0, bsz, dtype=torch.long, device=dev)
         probe = self.base.noise("loss", bsz, 1, torch.Generator(device=dev).manual_seed(0), dev)
         per_step = sum(v.numel() for v in probe.values())
@@ -294,6 +307,8 @@ class _Block:
         self.adam.step(grad)
         if take is not None:
             self._restore(saved, ~take)
+        if self.ema is not None:
+            self.ema.update()
 
         if self.log_keys is None:
             self.log_keys = list(logs)
@@ -315,79 +330,39 @@ class _Block:
             dst.copy_(torch.where(m, src, dst))
 
     # -- the run -------------------------------------------------------------------------
-    def run(self, progress=None) -> None:
+    def run(self, progress=None, at_budget=None) -> None:
+        """Train ``steps`` steps; ``at_budget(k)`` after each step k in ``evaluate_at`` below ``steps``."""
         t = self.training
+        budgets = set(getattr(t, "evaluate_at", ())) - {t.steps}
         step = 0
         while step < t.steps:
             c = min(self.chunk, t.steps - step)
-            idx = self._draw_indices(c)  # [S, c, B]
-            noise = self._draw_noise(c)  # {k: [c, S, ...]}
+            idx = self._draw_indices(c)  # [S, c, B] (whole epochs in order: a prefix is a prefix)
+            noise = self._draw_noise(self.chunk)  # {k: [chunk, S, ...]}: whole chunks (docstring)
             for j in range(c):
                 x = self.train[idx[:, j]]  # [S, B, ...]: one gather, no host round trip
                 self.step(step, x, {k: v[j] for k, v in noise.items()})
                 step += 1
                 if progress is not None and (step % t.log_every == 0 or step == t.steps):
                     progress(step, t.steps)
+                if at_budget is not None and step in budgets:
+                    at_budget(step)
 
-    # -- evaluation ----------------------------------------------------------------------
-    def _per_seed(self, method: str, rows: torch.Tensor, args_of) -> dict[str, torch.Tensor]:
-        """``method`` for every seed: ``args_of(i)`` gives seed i's arguments. One vmap over the
-        seeds on CUDA; on a CPU one seed after another (plain contiguous kernels are faster
-        there, and the matmuls are just as large)."""
-        if self.vmap_eval:
-            per = [args_of(i) for i in range(self.S)]
-            stacked = tuple(
-                {k: torch.stack([p[j][k] for p in per]) for k in per[0][j]} if isinstance(per[0][j], dict)
-                else per[0][j]
-                for j in range(len(per[0]))
-            )
-            dims = tuple(0 if isinstance(a, dict) else None for a in per[0])
-            fn = vmap(
-                lambda p, b, *a: functional_call(self.base, (self.layout.unflatten(p), b), a, kwargs={"method": method}),
-                in_dims=(0, 0, *dims),
-                randomness="error",
-            )
-            out = fn(rows, self.buffers, *stacked)
-            return out if isinstance(out, dict) else {"": out}
-        outs = []
-        for i in range(self.S):
-            b = {k: v[i] for k, v in self.buffers.items()}
-            o = functional_call(self.base, (self.layout.unflatten(rows[i]), b), args_of(i), kwargs={"method": method})
-            outs.append(o if isinstance(o, dict) else {"": o})
-        return {k: torch.stack([o[k] for o in outs]) for k in outs[0]}
+    # -- evaluation (harness.evaluation) --------------------------------------------------
+    def eval_rows(self) -> torch.Tensor:
+        """The weights evaluated and sampled: their moving average with ``Training.ema``."""
+        return (self.ema.avg if self.ema is not None else self.flat).detach()
 
     def evaluate(self) -> dict[str, torch.Tensor]:
         """Test-split means of every metric, per seed: {name: [S]} (always fp32)."""
-        t, ds, dev = self.training, self.dataset, self.dev
-        test = ds.test.to(dev)
-        g_eval = [_generator(s, _EVAL, dev) for s in self.seeds]
-        widest = max(ds.dim, 1) * (ds.levels or 2)  # decoder outputs per example and sample
-        chunk = eval_chunk(t.eval_samples, widest, test.shape[0])
-        rows = self.flat.detach()
-        totals: dict[str, torch.Tensor] = {}
-        for start in range(0, test.shape[0], chunk):
-            xb = test[start : start + chunk]
-            nzs = [self.base.noise("evaluate", xb.shape[0], t.eval_samples, g, dev) for g in g_eval]
-            out = self._per_seed("evaluate", rows, lambda i, xb=xb, nzs=nzs: (xb, nzs[i]))
-            for k, v in out.items():
-                totals[k] = totals.get(k, 0) + v.float().sum(1)
-        return {k: v / test.shape[0] for k, v in totals.items()}
+        return evaluation.evaluate(self, self.eval_rows())
+
+    def sample(self) -> np.ndarray:
+        return evaluation.sample(self, self.eval_rows())
 
     def state(self, i: int) -> dict[str, torch.Tensor]:
         """Seed i's parameters, by name, as CPU tensors."""
         return {k: v.detach().cpu().clone() for k, v in self.layout.unflatten(self.flat[i]).items()}
-
-    def sample(self) -> np.ndarray:
-        t, dev, S = self.training, self.dev, self.S
-        g = [_generator(s, _SAMPLE, dev) for s in self.seeds]
-        nzs = [self.base.noise("sample", t.n_samples, 1, gi, dev) for gi in g]
-        x = self._per_seed("sample", self.flat.detach(), lambda i: (nzs[i],))[""]
-        return x.float().clamp(0, 1).reshape(S, t.n_samples, *self.dataset.shape).cpu().numpy()
-
-
-def eval_chunk(eval_samples: int, widest: int, n_test: int) -> int:
-    """Test examples per evaluation chunk (a function of K and the data only, never of S)."""
-    return int(max(1, min(n_test, EVAL_CHUNK_ELEMENTS // max(1, eval_samples * widest))))
 
 
 def train_block(
@@ -402,6 +377,7 @@ def train_block(
     mode: str = "auto",
     keep_state: bool = False,
     members: list[tuple] | None = None,
+    budget_samples: bool = False,
 ) -> list[SeedResult]:
     """Train ``seeds`` of one variant as one stacked model; one SeedResult per seed.
 
@@ -412,7 +388,9 @@ def train_block(
 
     ``mode`` is ``auto`` (= ``vmap``), ``vmap`` or ``loop``: the same numbers either way, up to
     float rounding. ``progress(step, steps)`` is called at each logged step. ``keep_state``
-    returns each seed's final parameters in ``SeedResult.state``.
+    returns each seed's final parameters in ``SeedResult.state``. ``training.evaluate_at``
+    fills ``SeedResult.budgets`` (and, with ``budget_samples=True`` for a model that samples,
+    ``SeedResult.budget_samples``: only when the caller scores them, they cost a sampling pass).
 
     Example::
 
@@ -437,10 +415,18 @@ def train_block(
             )
     t0 = time.perf_counter()
     block = _Block(model_cls, config, training, dataset, seeds, dev, resolve_mode(mode, dev), members)
-    block.run(progress)
+    sampling = can_sample(model_cls)  # sampling is optional
+    at: dict[int, tuple] = {}  # budget k -> (metrics {name: [S]}, samples or None, alive [S])
+
+    def at_budget(k: int) -> None:
+        with torch.no_grad():
+            m = {n: v.cpu().numpy() for n, v in block.evaluate().items()}
+            at[k] = (m, block.sample() if budget_samples and sampling else None, block.alive.cpu().numpy())
+
+    block.run(progress, at_budget)
     with torch.no_grad():
         metrics = block.evaluate()
-        samples = block.sample() if can_sample(model_cls) else None  # sampling is optional
+        samples = block.sample() if sampling else None
 
     S = len(seeds)
     alive_h = block.alive.cpu().tolist()
@@ -449,7 +435,9 @@ def train_block(
     hist_h = torch.stack(block.hist).cpu().numpy() if block.hist else np.zeros((0, 0, S))  # [T, L, S]
     keys = block.log_keys or []
     metrics_h = {k: v.cpu().numpy() for k, v in metrics.items()}
-    seconds = (time.perf_counter() - t0) / S
+    wall = time.perf_counter() - t0
+    seconds = wall / S
+    n_params = int(block.flat.shape[1])
     out = []
     for i, s in enumerate(seeds):
         m = {k: float(v[i]) for k, v in metrics_h.items()}
@@ -473,9 +461,26 @@ def train_block(
                 failed_at_step=failed_h[i] if failed_h[i] >= 0 else None,
                 state=block.state(i) if keep_state else None,
                 skipped_steps=skipped_h[i],
+                budgets={k: _budget_metrics(m, alive, i) for k, (m, _, alive) in at.items()},
+                budget_samples={k: x[i] for k, (m, x, alive) in at.items()
+                                if x is not None and _budget_ok(m, alive, i)},
+                params=n_params,
+                wall_seconds=wall,
             )
         )
     return out
+
+
+def _budget_ok(m: dict[str, np.ndarray], alive: np.ndarray, i: int) -> bool:
+    """Whether member i's run of that many steps would have FINISHED (alive, finite metrics)."""
+    return bool(alive[i]) and all(math.isfinite(float(v[i])) for v in m.values())
+
+
+def _budget_metrics(m: dict[str, np.ndarray], alive: np.ndarray, i: int) -> dict[str, float]:
+    """Member i's metrics at a budget: all NaN when its run of that many steps would have
+    failed, as a failed run's final metrics are."""
+    ok = _budget_ok(m, alive, i)
+    return {k: float(v[i]) if ok else float("nan") for k, v in m.items()}
 
 
 def stack_key(model_cls: type, config, training: Training) -> tuple:

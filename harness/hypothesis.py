@@ -17,7 +17,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.canonical import code_hash, diff_declarations, equal_levels, jsonable, level_id, prediction_canonical
+from harness.canonical import (
+    code_hash,
+    diff_declarations,
+    equal_levels,
+    jsonable,
+    level_id,
+    prediction_canonical,
+    training_canonical,
+)
 from harness.declarations import (  # noqa: F401  (re-exported: the declaration vocabulary)
     CORRECTIONS,
     DIRECTIONS,
@@ -190,6 +198,7 @@ class Hypothesis:
         self._variants = self._expand()
         if self.tuning is not None:
             self._check_tuning(config_fields)
+            self._check_match_with_tuning(models)
 
     # ----------------------------------------------------------------- the grid
     @property
@@ -322,6 +331,20 @@ class Hypothesis:
                                    f"a budget of at most {MAX_RUNS:,} tuning runs (variants x trials x seeds per trial)",
                                    what="tuning budget too large")
 
+    def _check_match_with_tuning(self, models: list[type]) -> None:
+        """Matched FLOPs are resolved from the declared configurations: a tuned field that
+        changes a model's size would change them after the match was made."""
+        if not any(v.training.match for v in self._variants):
+            return
+        free = set(STACKABLE_TRAINING) | {h for m in models for h in getattr(m, "hyper", ())}
+        for name in self.tuning.space:
+            if name not in free:
+                raise DeclarationError(
+                    f"tuning.space.{name}", name,
+                    f"with training.match='flops' only values that leave the FLOPs unchanged may be tuned: "
+                    f"{sorted(free)}; fix {name!r} or drop match", what="tuned field changes the matched FLOPs",
+                )
+
     def tuned_variant(self, v: Variant, params: dict[str, Any]) -> Variant:
         """``v`` with tuned values applied (fields its model lacks are ignored for that model)."""
         from harness.registry import MODELS
@@ -367,7 +390,7 @@ class Hypothesis:
             "strata": jsonable(self.strata),
             "prediction": prediction_canonical(self.prediction),
             "seeds": self.seeds.canonical() if isinstance(self.seeds, Sequential) else self.seeds,
-            "training": dataclasses.asdict(self.training),
+            "training": training_canonical(self.training),
             "smoke": self.smoke,
             # left out at 0 (the default), so that files written before it keep their hash
             **({"first_seed": self.first_seed} if self.first_seed else {}),

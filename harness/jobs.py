@@ -137,7 +137,7 @@ def execute(
     """Claim, train and log one job. Returns counts: trained, finished, diverged, claimed.
 
     ``claims``: the backend (:mod:`harness.claims`); default flock files under the store root."""
-    from harness import data, engine, sample_metrics
+    from harness import compute, data, engine, sample_metrics
     from harness.registry import MODELS
 
     hyp = col.hypothesis
@@ -162,11 +162,16 @@ def execute(
         dev = engine.pick_device(device)
         ds = data.load(hyp.dataset)
         model_cls = MODELS[job.variant.model]
+        # match="flops": this variant's own steps and budgets (harness.compute); the declared
+        # ones (its stratum's control's) are logged beside them.
+        training = compute.resolve(hyp, job.variant, ds)
+        declared_budgets = _declared_budgets(hyp, job.variant)
+        cost = compute.count(model_cls, job.variant.model_config, ds, training.batch_size)
         params = {
             "model": job.variant.model,
             "dataset": hyp.dataset,
             **{k: v for k, v in dataclasses.asdict(job.variant.model_config).items()},
-            **{f"training.{k}": v for k, v in dataclasses.asdict(job.variant.training).items()},
+            **{f"training.{k}": v for k, v in dataclasses.asdict(training).items()},
         }
         tags = {**provenance(str(dev)), "block_size": len(seeds), "phase": "confirm",
                 "worker": f"{platform.node()}:{os.getpid()}",
@@ -185,22 +190,26 @@ def execute(
             cb = None
             if progress is not None:
                 cb = lambda step, total: progress(len(seeds) * step / total)
-            training = job.variant.training
             scored = sample_metrics.wanted(hyp)
             if scored:  # enough samples for the metrics; the grid shows the first 64
                 training = dataclasses.replace(training, n_samples=sample_metrics.n_samples_for(ds))
             phase = "training"
-            results = engine.train_block(model_cls, job.variant.model_config, training, ds, seeds, dev, progress=cb)
+            results = engine.train_block(model_cls, job.variant.model_config, training, ds, seeds, dev, progress=cb,
+                                         budget_samples=scored)
             phase = "logging"
             keys = {s: cell_key(reg.version, job.variant, s) for s in seeds}
             for res in results:
                 if scored and res.samples is not None:
                     res.metrics.update(sample_metrics.score(res.samples, ds, res.seed, store.root / "cache"))
+                for k, x in res.budget_samples.items():  # only when scored (train_block's budget_samples)
+                    res.budgets[k].update(sample_metrics.score(x, ds, res.seed, store.root / "cache"))
                 grid = res.samples[:64] if res.samples is not None else None
                 png = sample_grid_png(grid, ds.shape) if grid is not None else None
                 key = keys[res.seed]
                 ours = store.finish_cell(run_ids[res.seed], res, png,
-                                         still_ours=(lambda k=key: k in claims.still_held([k])) if claims.waits else None)
+                                         still_ours=(lambda k=key: k in claims.still_held([k])) if claims.waits else None,
+                                         steps=training.steps, declared_budgets=declared_budgets,
+                                         flops_per_step=cost.flops_per_step or None)
                 ended.add(res.seed)
                 if not ours:  # the lease was lost (heartbeat cut off): the new claimant trains the cell
                     counts["lost"] = counts.get("lost", 0) + 1
@@ -212,6 +221,15 @@ def execute(
             marked = abandon(store, left, exc)
             raise block_error(exc, phase, col, job, store, left, marked) from None
     return counts
+
+
+def _declared_budgets(hyp, variant) -> list[int]:
+    """The budgets as declared, position for position with the steps the variant trains at:
+    its stratum's control's when ``match="flops"`` rescales them, else its own."""
+    if variant.training.match != "flops":
+        return list(variant.training.budgets)
+    ctl = next(v for v in hyp.variants if v.level == hyp.control and v.stratum == variant.stratum)
+    return list(ctl.training.budgets)
 
 
 # ---------------------------------------------------------------------- signals

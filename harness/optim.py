@@ -73,3 +73,20 @@ class Adam:
             self.param.sub_(self.exp_avg / denom * (self.lr / bc1)[:, None])
             return
         self.param.addcdiv_(self.exp_avg, denom, value=-self.lr / bc1)
+
+
+class Ema:
+    """An exponential moving average of the flat [S, P] weights: ``ema = d * ema + (1 - d) * w``
+    after every optimiser step, started at the initial weights (the plain form, no bias
+    correction: early on it leans towards the initial weights, as the decay says it should).
+    Elementwise (one ``lerp_``), so members never share a number."""
+
+    def __init__(self, param: torch.Tensor, decay: float):
+        if not 0 < decay < 1:
+            raise HarnessError(f"EMA decay {decay!r}: expected a number strictly between 0 and 1")
+        self.param, self.decay = param, float(decay)
+        self.avg = param.detach().clone()
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.avg.lerp_(self.param, 1.0 - self.decay)

@@ -370,9 +370,20 @@ class Store:
         return self._start_run("trial", reg, hyp_id, variant, seed, key, f"{variant.id} trial={trial} seed={seed}",
                                params, tags)
 
-    def finish_cell(self, run_id: str, result, png: bytes | None, still_ours=None) -> bool:
+    def finish_cell(self, run_id: str, result, png: bytes | None, still_ours=None, *, steps: int = 0,
+                    declared_budgets: list[int] | None = None, flops_per_step: int | None = None) -> bool:
         """Log a SeedResult in batches, then mark the run terminal (last, so a kill before
         this point leaves a RUNNING run that resume does not count).
+
+        Budgets (``steps`` given: the run's own final step). Every metric is logged as a history
+        over the run's evaluated steps: ``result.budgets[k]`` at ``step=k`` for each earlier
+        budget, the final ``result.metrics`` at ``step=steps`` (the largest step, so MLflow's
+        latest value, which ``search_runs`` returns, is the final budget's). The tag
+        ``harness.budgets`` is the JSON list of those steps, ascending and ending with ``steps``;
+        ``harness.declared_budgets`` the declared budgets position for position (they differ
+        only under ``match="flops"``). ``train_flops`` (``flops_per_step`` x k, at each step k),
+        ``params`` and ``wall_seconds`` (the block's) are logged at ``step=steps``, ``train_flops``
+        at every budget. Without ``steps`` (tuning trials) the final metrics go to step 0.
 
         ``still_ours()`` (claims with leases) is asked right before the terminal status: when
         the claim was lost meanwhile, or another claimant already marked the run KILLED, the run
@@ -380,14 +391,26 @@ class Store:
         from mlflow.entities import Metric, RunTag
 
         ts = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), ts, 0) for k, v in result.metrics.items()]
+        final = int(steps)
+        budgets = sorted(int(k) for k in getattr(result, "budgets", {}) if k < final) if final else []
+        metrics = [Metric(k, float(v), ts, final) for k, v in result.metrics.items()]
+        for k in budgets:
+            metrics += [Metric(name, float(v), ts, k) for name, v in result.budgets[k].items()]
         for k, points in result.history.items():
             metrics += [Metric(f"train/{k}", float(v), ts, int(s)) for s, v in points]
-        metrics.append(Metric("seconds", float(result.seconds), ts, 0))
+        metrics.append(Metric("seconds", float(result.seconds), ts, final))
+        if final:
+            metrics.append(Metric("wall_seconds", float(result.wall_seconds), ts, final))
+            metrics.append(Metric("params", float(result.params), ts, final))
+            if flops_per_step:
+                metrics += [Metric("train_flops", float(flops_per_step) * k, ts, k) for k in (*budgets, final)]
         for i in range(0, len(metrics), 900):
             self.client.log_batch(run_id, metrics=metrics[i : i + 900])
         failpoints.hit("cell.logging")
         tags = [RunTag(f"{T}outcome", "finished" if result.status == "FINISHED" else "diverged")]
+        if final:
+            tags.append(RunTag(f"{T}budgets", json.dumps([*budgets, final])))
+            tags.append(RunTag(f"{T}declared_budgets", json.dumps(list(declared_budgets or [*budgets, final]))))
         if result.error:
             tags.append(RunTag(f"{T}error", result.error))
         self.client.log_batch(run_id, tags=tags)
@@ -425,6 +448,35 @@ class Store:
 
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
         return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]
+
+    def metric_histories(self, run_ids: list[str], keys: list[str]) -> dict[str, dict[str, list[tuple[int, float]]]]:
+        """{run_id: {metric: [(step, value), ...]}} of ``keys`` for ``run_ids``, steps ascending
+        (a run's budgets: see :meth:`finish_cell`). On a database store one SQL query over
+        MLflow's ``metrics`` table per 500 runs (its primary key starts (key, timestamp, step,
+        run_uuid); MLflow stores NaN as value 0 with ``is_nan``); on a tracking server one
+        ``get_metric_history`` per run and key. A metric a run never logged is absent."""
+        out: dict[str, dict[str, list[tuple[int, float]]]] = {r: {} for r in run_ids}
+        if not run_ids or not keys:
+            return out
+        engine = getattr(getattr(getattr(self.client, "_tracking_client", None), "store", None), "engine", None)
+        if engine is None:
+            for rid in run_ids:
+                for key in keys:
+                    if pts := self.metric_history(rid, key):
+                        out[rid][key] = sorted(pts)
+            return out
+        import sqlalchemy as sa
+
+        sql = sa.text(
+            "SELECT run_uuid, key, step, value, is_nan FROM metrics "
+            "WHERE run_uuid IN :runs AND key IN :keys ORDER BY run_uuid, key, step, timestamp"
+        ).bindparams(sa.bindparam("runs", expanding=True), sa.bindparam("keys", expanding=True))
+        with engine.connect() as con:
+            for i in range(0, len(run_ids), 500):
+                for rid, key, step, value, is_nan in con.execute(sql, {"runs": list(run_ids[i : i + 500]),
+                                                                       "keys": list(keys)}):
+                    out[rid].setdefault(key, []).append((int(step), float("nan") if is_nan else float(value)))
+        return out
 
     def _search(self, exp: str, filt: str) -> list:
         out, token = [], None

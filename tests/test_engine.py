@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness import GenerativeModel, data, device, engine, optim
+from harness import GenerativeModel, data, device, engine, evaluation, optim
 from harness.device import pick_device
 from harness.engine import auto_block_size, build_model, train_block
 from harness.errors import DeclarationError, HarnessError
@@ -37,7 +37,7 @@ def small_chunks(monkeypatch):
     # Draw noise 3 steps at a time and evaluate in several chunks: the streams must not depend
     # on the block even across chunk boundaries.
     monkeypatch.setattr(engine, "CHUNK_STEPS", 3)
-    monkeypatch.setattr(engine, "EVAL_CHUNK_ELEMENTS", 3 * 64 * 17 * 40)
+    monkeypatch.setattr(evaluation, "EVAL_CHUNK_ELEMENTS", 3 * 64 * 17 * 40)
 
 
 def tiny_vae(posterior: str):

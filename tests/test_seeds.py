@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness import data, engine
+from harness import data, engine, evaluation
 from harness.registry import MODELS
 from harness.seeds import PURPOSES, _tag, stream_seed
 
@@ -16,7 +16,7 @@ def test_no_two_streams_coincide_for_seeds_0_to_1000():
     assert len(set(seeds.values())) == len(seeds)
     assert all(0 <= v < 2**63 for v in seeds.values())
     # The engine's own purposes are among those checked.
-    assert {engine._DATA, engine._NOISE, engine._EVAL, engine._SAMPLE, "init"} <= set(PURPOSES)
+    assert {engine._DATA, engine._NOISE, evaluation.EVAL, evaluation.SAMPLE, "init"} <= set(PURPOSES)
 
 
 def test_the_old_overlap_is_gone():
@@ -27,8 +27,8 @@ def test_the_old_overlap_is_gone():
     for s in range(6):
         g = torch.Generator().manual_seed(stream_seed(s, "init"))
         first[(s, "init")] = tuple(torch.rand(4, generator=g).tolist())
-        for p in (engine._DATA, engine._NOISE, engine._EVAL, engine._SAMPLE):
-            first[(s, p)] = tuple(torch.rand(4, generator=engine._generator(s, p, dev)).tolist())
+        for p in (engine._DATA, engine._NOISE, evaluation.EVAL, evaluation.SAMPLE):
+            first[(s, p)] = tuple(torch.rand(4, generator=evaluation.stream_generator(s, p, dev)).tolist())
     assert len(set(first.values())) == len(first)
 
 

@@ -1,4 +1,4 @@
-"""DDPM: Gaussian diffusion with an epsilon-predicting MLP denoiser (Ho et al. 2020).
+"""DDPM: Gaussian diffusion with an MLP denoiser (Ho et al. 2020); DDIM sampling (Song et al. 2021).
 
 Data x on [0, 1] are scaled to y0 = 2x - 1. The forward chain q(y_t | y_{t-1}) = N(sqrt(1 -
 beta_t) y_{t-1}, beta_t I), t = 1..T, has q(y_t | y0) = N(sqrt(abar_t) y0, (1 - abar_t) I). The
@@ -25,6 +25,18 @@ beta'_j = 1 - abar_{s_j} / abar_{s_{j-1}}, so the respaced chain has the same ma
 q(y_s | y0) as the trained one. The denoiser, its training and the bound are those of T
 steps: K changes sampling only, so a K ladder compares few with many denoising steps of ONE
 trained network at identical training compute.
+
+``sampler="ddim"`` (Song et al. 2021, eq. 12 with eta = 0) walks the same respaced steps
+deterministically: y_{s'} = sqrt(abar_{s'}) y0_hat + sqrt(1 - abar_{s'}) eps_hat, where s' is the
+previous visited step (abar = 1 before the first), so a sample is a function of y_T alone.
+``parametrisation``: the network predicts the noise ("eps", Ho et al.) or the clean signal
+("x0"); either way the other follows from y_t = sqrt(abar) y0 + sqrt(1 - abar) eps, and the
+reverse mean, the bound and both samplers use the same (clipped) y0_hat, so the bound is the
+same true bound in both. In x0 mode ``loss="simple"`` is the plain x0 MSE, mean over pixels of
+(y0 - y0_hat)^2: the eps MSE equals SNR(t) = abar / (1 - abar) times it, and that weight
+(~1e4 at small t under the cosine schedule) would make an x0 network's gradients dominated by
+the least noisy steps; the plain MSE is the x0 objective as commonly trained (e.g.
+denoising-diffusion-pytorch's ``pred_x0``). "vlb" and "hybrid" are the bound in either mode.
 """
 
 from __future__ import annotations
@@ -47,6 +59,8 @@ from harness.registry import register_model
 SCHEDULES = ("linear", "cosine")
 LOSSES = ("simple", "vlb", "hybrid")
 VARIANCES = ("beta", "posterior", "learned")
+SAMPLERS = ("ancestral", "ddim")
+PARAMETRISATIONS = ("eps", "x0")
 T_CHUNK = 32  # timesteps evaluated per denoiser call in evaluate(): bounds memory for T = 256+
 
 
@@ -61,6 +75,8 @@ class DDPMConfig:
     variance: str = "beta"  # reverse sigma_t^2: "beta" (beta_t), "posterior" (beta~_t), "learned"
     clip_y0: bool = True  # clip the predicted y0 to [-1, 1] in the reverse mean (bound and sampler)
     sample_steps: int = 0  # reverse steps when sampling: 0 = all T, else K <= T respaced steps
+    sampler: str = "ancestral"  # "ancestral" (the reverse chain) or "ddim" (deterministic, eta = 0)
+    parametrisation: str = "eps"  # the network predicts the noise ("eps") or the clean signal ("x0")
 
     def __post_init__(self) -> None:
         for name in ("T", "hidden", "depth", "time_dim"):
@@ -70,7 +86,8 @@ class DDPMConfig:
         k = self.sample_steps
         if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= self.T:
             raise ValueError(f"sample_steps must be an integer from 0 (all T) to T = {self.T}, got {k!r}")
-        for name, choices in (("schedule", SCHEDULES), ("loss", LOSSES), ("variance", VARIANCES)):
+        for name, choices in (("schedule", SCHEDULES), ("loss", LOSSES), ("variance", VARIANCES),
+                              ("sampler", SAMPLERS), ("parametrisation", PARAMETRISATIONS)):
             if getattr(self, name) not in choices:
                 raise ValueError(
                     f"{name} must be one of {list(choices)}, got {getattr(self, name)!r}"
@@ -133,10 +150,11 @@ class DDPM(GenerativeModel):
     # -- pieces -----------------------------------------------------------------------------
     def _reverse(self, y_t: torch.Tensor, t: torch.Tensor, j: torch.Tensor | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predicted noise and log sigma_t^2 of p(y_{t-1} | y_t); t is 0-based, shaped like y_t[..., 0].
+        """The network's prediction (noise, or y0 with parametrisation="x0") and log sigma_t^2
+        of p(y_{t-1} | y_t); t is 0-based, shaped like y_t[..., 0].
         ``j``: the step's index in the sampler's respaced chain (its own variances), else None."""
         out = self.net(y_t, (t + 1) / self.config.T)
-        eps_hat = out[..., : self.dim]
+        eps_hat = out[..., : self.dim]  # y0_hat when parametrisation="x0"
         log_beta, log_post_var = ((self.log_beta[t], self.log_post_var[t]) if j is None
                                   else (self.s_log_beta[j], self.s_log_post_var[j]))
         if self.config.variance == "learned":  # interpolate between the two fixed choices
@@ -147,9 +165,10 @@ class DDPM(GenerativeModel):
             log_var = table.unsqueeze(-1).expand_as(y_t)
         return eps_hat, log_var
 
-    def _y0_hat(self, y_t: torch.Tensor, t: torch.Tensor, eps_hat: torch.Tensor) -> torch.Tensor:
+    def _y0_hat(self, y_t: torch.Tensor, t: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+        """y0 from the network's prediction ``pred`` (the noise, or y0 itself)."""
         ab = self.abar[t].unsqueeze(-1)
-        y0_hat = (y_t - (1 - ab).sqrt() * eps_hat) / ab.sqrt()
+        y0_hat = pred if self.config.parametrisation == "x0" else (y_t - (1 - ab).sqrt() * pred) / ab.sqrt()
         # Clipping is part of the reverse model (a fixed function of y_t), so the bound stays a
         # bound; without it 1/sqrt(abar_t) (~30-300 near t = T) amplifies epsilon errors.
         return y0_hat.clamp(-1, 1) if self.config.clip_y0 else y0_hat
@@ -193,6 +212,8 @@ class DDPM(GenerativeModel):
             }
         if method == "evaluate":  # one y_t per timestep and example: the bound is summed over all t
             return {"eps": torch.randn(T, n, D, generator=generator, device=device)}
+        if self.config.sampler == "ddim":  # deterministic: the sample is a function of y_T
+            return {"y_T": torch.randn(n, D, generator=generator, device=device)}
         return {
             "y_T": torch.randn(n, D, generator=generator, device=device),
             "z": torch.randn(self.config.sample_steps or T, n, D, generator=generator, device=device),
@@ -203,10 +224,11 @@ class DDPM(GenerativeModel):
         y0 = 2 * x - 1
         ab = self.abar[t].unsqueeze(-1)
         y_t = ab.sqrt() * y0 + (1 - ab).sqrt() * eps
-        eps_hat, log_var = self._reverse(y_t, t)
-        simple = (eps - eps_hat).pow(2).mean(-1)
+        pred, log_var = self._reverse(y_t, t)
+        target = y0 if c.parametrisation == "x0" else eps  # plain MSE on what the net predicts
+        simple = (target - pred).pow(2).mean(-1)
         # hybrid: the vlb term trains the variance only; the mean learns from the simple term.
-        y0_hat = self._y0_hat(y_t, t, eps_hat.detach() if c.loss == "hybrid" else eps_hat)
+        y0_hat = self._y0_hat(y_t, t, pred.detach() if c.loss == "hybrid" else pred)
         vlb = c.T * self._bound_terms(x, y0, y_t, t, y0_hat, log_var) + self._prior_kl(y0)
         total = {"simple": simple, "vlb": vlb, "hybrid": simple + 0.001 * vlb}[c.loss].mean()
         return total, {"simple": simple.mean(), "nll_bound": vlb.mean()}
@@ -233,6 +255,8 @@ class DDPM(GenerativeModel):
         }
 
     def sample(self, noise):
+        if self.config.sampler == "ddim":
+            return self._ddim(noise["y_T"])
         y = noise["y_T"]
         for i in reversed(range(self.s_t.numel())):  # the sampler's chain: all T steps, or K respaced
             j = torch.full(y.shape[:-1], i, dtype=torch.long, device=y.device)
@@ -242,6 +266,25 @@ class DDPM(GenerativeModel):
             y = self.s_coef_y0[j].unsqueeze(-1) * y0_hat + self.s_coef_yt[j].unsqueeze(-1) * y
             if i > 0:
                 y = y + torch.exp(0.5 * log_var) * noise["z"][i]
+        return self._to_data(y)
+
+    def _ddim(self, y: torch.Tensor) -> torch.Tensor:
+        """Song et al. 2021 eq. 12, eta = 0, over the sampler's visited steps."""
+        for i in reversed(range(self.s_t.numel())):
+            j = torch.full(y.shape[:-1], i, dtype=torch.long, device=y.device)
+            t = self.s_t[j].long()
+            pred, _ = self._reverse(y, t, j)
+            y0_hat = self._y0_hat(y, t, pred)
+            if i == 0:  # abar before the first step is 1: the clean estimate itself
+                y = y0_hat
+                break
+            ab = self.s_abar[j].unsqueeze(-1)
+            eps_hat = (y - ab.sqrt() * y0_hat) / (1 - ab).sqrt()  # consistent with the clipped y0_hat
+            ab_prev = self.s_abar[j - 1].unsqueeze(-1)
+            y = ab_prev.sqrt() * y0_hat + (1 - ab_prev).sqrt() * eps_hat
+        return self._to_data(y)
+
+    def _to_data(self, y: torch.Tensor) -> torch.Tensor:
         x = ((y + 1) / 2).clamp(0, 1)
         if self.levels:  # the discretised decoder's most likely level
             x = torch.round(x * (self.levels - 1)) / (self.levels - 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -136,3 +138,62 @@ def test_respaced_sampling_keeps_the_marginals_and_all_steps_is_the_full_chain(d
 def test_sample_steps_must_be_between_zero_and_T(k):
     with pytest.raises(ValueError, match="sample_steps"):
         DDPM.Config(T=40, sample_steps=k)
+
+
+# ------------------------------------------------------------------ DDIM and x0 (issue 19)
+def test_ddim_is_deterministic_given_the_initial_noise(digits):
+    cfg = DDPM.Config(T=8, sampler="ddim", **SMALL)
+    torch.manual_seed(0)
+    m = DDPM(cfg, digits.shape, digits.levels)
+    g = torch.Generator().manual_seed(1)
+    nz = m.noise("sample", 6, 1, g, torch.device("cpu"))
+    assert set(nz) == {"y_T"}  # nothing else is random
+    with torch.no_grad():
+        a, b = m.sample(nz), m.sample({"y_T": nz["y_T"].clone()})
+    assert torch.equal(a, b)
+    # The ancestral sampler draws fresh noise at every step: another z, another sample.
+    anc = DDPM(dataclasses.replace(cfg, sampler="ancestral"), digits.shape, digits.levels)
+    anc.load_state_dict(m.state_dict())
+    z1 = anc.noise("sample", 6, 1, torch.Generator().manual_seed(1), torch.device("cpu"))
+    z2 = {**z1, "z": torch.randn_like(z1["z"])}
+    with torch.no_grad():
+        assert not torch.equal(anc.sample(z1), anc.sample(z2))
+
+
+@pytest.mark.parametrize("sample_steps", [0, 3])
+def test_ddim_samples_of_a_trained_model_are_finite_images(digits, sample_steps):
+    cfg = DDPM.Config(T=8, sampler="ddim", sample_steps=sample_steps, **SMALL)
+    tr = Training(steps=40, batch_size=64, lr=2e-3, eval_samples=1, n_samples=16, log_every=20)
+    (r,) = train_block(DDPM, cfg, tr, digits, [0], device="cpu")
+    assert r.status == "FINISHED" and np.isfinite(r.samples).all()
+    assert r.samples.shape == (16, 8, 8) and r.samples.min() >= 0 and r.samples.max() <= 1
+    assert r.samples.std() > 0  # not one constant image
+
+
+@pytest.mark.parametrize("loss", ["simple", "vlb"])
+def test_x0_parametrisation_trains_and_its_bound_is_finite(digits, loss):
+    cfg = DDPM.Config(T=8, parametrisation="x0", loss=loss, hidden=64, depth=1, time_dim=16)
+    bounds = []
+    for steps in (1, 150):
+        tr = Training(steps=steps, batch_size=64, lr=2e-3, eval_samples=1, n_samples=8, log_every=50)
+        (r,) = train_block(DDPM, cfg, tr, digits, [0], device="cpu")
+        assert r.status == "FINISHED" and np.isfinite(r.metrics["nll_bound"]), r.error
+        bounds.append(r.metrics["nll_bound"])
+    assert bounds[1] < bounds[0] - 5
+
+
+def test_sampler_is_a_ddpm_field_only():
+    from harness.errors import DeclarationError
+    from harness.hypothesis import Hypothesis, Prediction
+
+    def hyp(model, fixed):
+        return Hypothesis(claim="c", model=model, fixed=fixed, ablate={"T" if model == "ddpm" else "latent_dim": [2, 4]},
+                          prediction=Prediction(metric="bpd" if model == "ddpm" else "iwae_nll", direction="lower",
+                                                effect=0.1))
+
+    assert hyp("ddpm", {"sampler": "ddim", "parametrisation": "x0"}).variants[0].model_config.sampler == "ddim"
+    for model, fixed in (("vae", {"sampler": "ddim"}), ("ddpm", {"samplr": "ddim"})):
+        with pytest.raises(DeclarationError, match="unknown config field"):
+            hyp(model, fixed)
+    with pytest.raises(DeclarationError, match="sampler"):
+        hyp("ddpm", {"sampler": "euler"})
