@@ -4,6 +4,7 @@ from harness.models.autoencoder import Autoencoder, LinearAE, SparseAutoencoder
 from harness.models.base import GenerativeModel
 from harness.models.diffusion import DDPM
 from harness.models.discrete_diffusion import MultinomialDiffusion
+from harness.models.gan import GAN
 from harness.models.hierarchical import HierarchicalVAE, ResidualPixelVAE
 from harness.models.iaf import IAFVAE, BetaVAE
 from harness.models.matched_ae import MatchedChannelAE
@@ -11,6 +12,7 @@ from harness.models.vae import VAE
 
 __all__ = [
     "DDPM",
+    "GAN",
     "IAFVAE",
     "VAE",
     "Autoencoder",
