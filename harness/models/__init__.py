@@ -9,12 +9,14 @@ from harness.models.hierarchical import HierarchicalVAE, ResidualPixelVAE
 from harness.models.iaf import IAFVAE, BetaVAE
 from harness.models.matched_ae import MatchedChannelAE
 from harness.models.vae import VAE
+from harness.models.vqvae import VQVAE
 
 __all__ = [
     "DDPM",
     "GAN",
     "IAFVAE",
     "VAE",
+    "VQVAE",
     "Autoencoder",
     "BetaVAE",
     "GenerativeModel",
