@@ -70,8 +70,10 @@ from harness.data import Dataset
 from harness.device import pick_device, resolve_mode, tune_cpu_allocator
 from harness.errors import HarnessError
 from harness.evaluation import eval_chunk, stream_generator  # noqa: F401  (eval_chunk: re-exported)
+from harness.group_steps import GroupedSteps, order_by_group
 from harness.hypothesis import STACKABLE_TRAINING, Training
 from harness.models.base import can_sample
+from harness.models.groups import is_grouped
 from harness.optim import Adam, Ema, Layout
 from harness.seeds import stream_seed
 
@@ -133,6 +135,9 @@ class _Block:
         self.base = copy.deepcopy(models[0]).to("meta")  # shapes and code; weights come per call
         params, buffers = stack_module_state(models)
         del models
+        grouped = is_grouped(model_cls)  # parameter groups: harness/models/groups.py
+        if grouped:
+            params = order_by_group(model_cls, params)
         self.layout = Layout(params)
         self.flat = self.layout.flatten({k: v.detach() for k, v in params.items()}).to(dev)
         self.buffers = {k: v.to(dev) for k, v in buffers.items()}
@@ -146,7 +151,8 @@ class _Block:
                 self.clip = torch.tensor([math.inf if c is None else float(c) for c in clips], device=dev)
             else:
                 self.clip = None
-        self.adam = Adam(self.flat, lr)
+        lrs = [m[1].lr for m in members] if members else [training.lr] * S
+        self.adam = None if grouped else Adam(self.flat, lr)
         self.ema = Ema(self.flat, training.ema) if getattr(training, "ema", None) else None
         self.grad = torch.zeros_like(self.flat)  # reused every step
         self.grad_views = list(self.layout.unflatten(self.grad).values())
@@ -181,6 +187,7 @@ class _Block:
         self.hist_steps: list[int] = []
         self._grad_step = self._make_vmap_step() if mode == "vmap" else None  # after self.scale
         self.vmap_eval = dev.type == "cuda"  # evaluation and sampling: see _per_seed
+        self.groups = GroupedSteps(self, model_cls, configs, lrs) if grouped else None
 
     # -- randomness, drawn per seed in chunks --------------------------------------------
     def _draw_indices(self, steps: int) -> torch.Tensor:
@@ -273,6 +280,11 @@ class _Block:
         return self.grad, loss.detach(), {k: v.detach() for k, v in logs.items()}
 
     def step(self, step: int, x: torch.Tensor, nz: dict) -> None:
+        if self.groups is not None:  # several optimisers and stages: harness/group_steps.py
+            self.groups.step(step, x, nz)
+            if self.ema is not None:  # the average of every group's weights (buffers are not averaged)
+                self.ema.update()
+            return
         t = self.training
         grad, loss, logs = self._forward_backward(x, nz)
         if self.scale is not None:

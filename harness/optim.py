@@ -49,8 +49,11 @@ class Adam:
         self.exp_avg_sq = torch.zeros_like(param)
         self.step_t = torch.zeros((), dtype=torch.float32, device=param.device)
         self.n = 0
+        # The fused kernel needs a contiguous parameter: on a column slice of [S, P] (one
+        # parameter group's columns, harness.group_steps) it writes the wrong memory.
         self.fused = (
             param.device.type in ("cpu", "cuda") and hasattr(torch, "_fused_adam_") and not isinstance(lr, torch.Tensor)
+            and param.is_contiguous()
         )
 
     @torch.no_grad()
