@@ -42,7 +42,7 @@ err = _console(stderr=True)
 StoreOpt = typer.Option(None, "--store", help="Tracking store URI (default sqlite:///runs/mlflow.db; env HARNESS_STORE).")
 DataDirOpt = typer.Option(
     None, "--data-dir",
-    help="Directory with local datasets (MNIST, Fashion-MNIST, CIFAR-10); default $HARNESS_DATA_DIR.",
+    help="Directory with local datasets (MNIST, Fashion-MNIST, CIFAR-10); default $HARNESS_DATA_DIR, else runs/data.",
 )
 
 
