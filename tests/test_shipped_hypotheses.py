@@ -17,11 +17,18 @@ def test_there_are_worked_hypotheses_for_every_seed_claim():
             "iterative_denoising", "autoencoder_is_pca", "diffusion_beats_vae"} <= set(SHIPPED)
 
 
+# Datasets read from the fetched MNIST: the session's fetched copy is pointed at, so a shipped
+# study on real data runs wherever the tests run (fetched once per session, see conftest.py).
+FETCHED = {"mnist", "binarized_mnist"}
+
+
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_hypothesis_smoke_run_and_report(name, tmp_path, cli, monkeypatch):
+def test_shipped_hypothesis_smoke_run_and_report(name, tmp_path, cli, monkeypatch, request):
     monkeypatch.chdir(ROOT)
     assert name in [p.stem for p in discover()]
     full = collect(name).hypothesis
+    if full.dataset in FETCHED:
+        monkeypatch.setenv("HARNESS_DATA_DIR", str(request.getfixturevalue("mnist_data_dir")))
     assert full.source and full.claim and not full.smoke
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     r = cli("run", name, "--smoke", "--store", store)
