@@ -172,7 +172,7 @@ class _Block:
         # Dynamic binarization (Dataset.dynamic_binarization): every training minibatch is
         # redrawn as x ~ Bernoulli(p) from the seed's own stream, one uniform per pixel drawn
         # with the chunk's noise; those uniforms count towards the chunk's size.
-        self.g_bin = [_generator(s, _BINARIZE, dev) for s in seeds] if dataset.dynamic_binarization else None
+        self.g_bin = [stream_generator(s, _BINARIZE, dev) for s in seeds] if dataset.dynamic_binarization else None
         if self.g_bin is not None:
             per_step += bsz * dataset.dim
         self.chunk = max(1, min(CHUNK_STEPS, CHUNK_ELEMENTS // max(per_step, 1)))
