@@ -100,9 +100,9 @@ BAD_FILES = {
     "no_hypothesis": ("x = 1\n", "no module-level `hypothesis"),
     "unknown_model": (
         "from harness import Hypothesis, Prediction\n"
-        "hypothesis = Hypothesis(claim='c', model='gan', ablate={'a': [1, 2]},\n"
+        "hypothesis = Hypothesis(claim='c', model='no_such_gan', ablate={'a': [1, 2]},\n"
         "    prediction=Prediction(metric='iwae_nll', direction='lower', effect=1.0))\n",
-        "model = 'gan'",
+        "model = 'no_such_gan'",
     ),
     "bad_alpha": (
         "from harness import Hypothesis, Prediction\n"
