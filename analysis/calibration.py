@@ -18,14 +18,14 @@ from functools import lru_cache
 
 import numpy as np
 
+from analysis.estimands import IMPLIED_ESTIMAND
 from analysis.power import simulated_pvalues
-from analysis.stats import adjust_pvalues
+from analysis.stats_paired import adjust_pvalues
 
 __all__ = ["DISTRIBUTIONS", "TEST_ESTIMAND", "draw", "error_rate", "adastop_side_by_side_rates", "location", "sequential_rates"]
 
 DISTRIBUTIONS = ("normal", "lognormal0.5", "lognormal1")
-TEST_ESTIMAND = {"t": "mean", "bootstrap_t": "mean", "sign": "median", "wilcoxon": "pseudomedian",
-                 "permutation": "pseudomedian"}
+TEST_ESTIMAND = IMPLIED_ESTIMAND  # what each test estimates: the one table, analysis.estimands
 
 
 def draw(dist: str, sign: int, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from harness.errors import StoreError
 from harness.redact import redact
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def load(hypothesis_id: str, store: str | None = None, version: str | None = None) -> pd.DataFrame:
@@ -20,6 +22,8 @@ def load(hypothesis_id: str, store: str | None = None, version: str | None = Non
         frame = analysis.load("iaf_tightens_bound")
         frame.groupby("variant").value.mean()
     """
+    import pandas as pd  # on first use: `import analysis` (and so harness, via analysis.estimands) stays light
+
     from harness.tracking import Store
 
     st = store if hasattr(store, "client") else Store(store, create=False)

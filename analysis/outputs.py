@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -106,4 +108,24 @@ def latex_table(c: pd.DataFrame, prediction, units: str, fmt) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Raw", "latex_table", "md_code", "md_escape", "md_finalize", "write_atomic"]
+__all__ = ["Raw", "fmt", "latex_table", "md_code", "md_escape", "md_finalize", "write_atomic"]
+
+
+def fmt(x, digits: int = 3) -> str:
+    """A value as every report output shows it: 3 decimals (trailing zeros dropped below 1),
+    scientific below 1e-3 and from 1e5, "n/a" for NaN, yes/no for booleans."""
+    if x is None:
+        return "-"
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if isinstance(x, (float, np.floating)):
+        if math.isnan(x):
+            return "n/a"
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
+            return f"{x:.{digits}g}" if abs(x) >= 1e5 else f"{x:.2e}"
+        return f"{x:.{digits}f}".rstrip("0").rstrip(".") if abs(x) < 1 else f"{x:.{digits}f}"
+    return str(x)

@@ -21,17 +21,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from analysis.stats import (
-    _rank_tail,
-    adjust_pvalues,
-    bootstrap_t_null,
-    bootstrap_t_pvalue,
-    sign_pvalue,
-    t_pvalue,
-)
-from analysis.stats import (
-    seeds_for_power as _t_seeds,
-)
+from analysis.boundaries import nominal_levels
+from analysis.stats_inputs import N_PERMUTATIONS
+from analysis.stats_mean import bootstrap_t_null, bootstrap_t_pvalue, t_pvalue
+from analysis.stats_mean import seeds_for_power as _t_seeds
+from analysis.stats_paired import adjust_pvalues
+from analysis.stats_ranks import rank_tail, sign_pvalue
 
 __all__ = ["overall_power", "seeds_for_overall_power", "simulated_pvalues"]
 
@@ -53,7 +48,7 @@ def _rank_rows(x: np.ndarray) -> np.ndarray:
     n = x.shape[1]
     ranks = np.argsort(np.argsort(np.abs(x), axis=1), axis=1) + 1
     w2 = 2 * (ranks * (x > 0)).sum(axis=1)
-    return _rank_tail(tuple(range(2, 2 * n + 1, 2)))[w2]
+    return rank_tail(tuple(range(2, 2 * n + 1, 2)))[w2]
 
 
 def simulated_pvalues(test: str, x: np.ndarray, null: float, alternative: str,
@@ -163,8 +158,6 @@ def smallest_pvalue(test: str, n: int) -> float:
     if test in ("permutation", "wilcoxon", "sign"):
         return 2.0**-n  # every difference on the same side: 1 of 2^n sign patterns
     if test == "bootstrap_t":
-        from analysis.stats import N_PERMUTATIONS
-
         return 1.0 / (N_PERMUTATIONS + 1)
     return 0.0
 
@@ -187,8 +180,6 @@ def reachability_warnings(prediction, seeds, family_size: int) -> list[str]:
                 f"study can never be supported or refuted. Fix: at least "
                 f"{math.ceil(math.log2(m / alpha))} seeds, or test='t'.")
         return out
-    from analysis.sequential import nominal_levels
-
     levels = nominal_levels(looks, alpha / m, seeds.spending)
     dead = [f"{n} seeds" for n, a in zip(looks, levels) if smallest_pvalue(test, n) > a]
     if dead:

@@ -14,7 +14,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.stats import iqm, iqm_interval, t_interval
+from analysis.stats_descriptive import iqm, iqm_interval
+from analysis.stats_mean import t_interval
 
 # A VAE whose rate (KL to the prior) is below this many nats per example has collapsed: its code
 # carries almost no information about x and its samples barely depend on z (beta = 4 on digits

@@ -164,7 +164,7 @@ def check(
 
     if (warning := floor_warning(h)) is not None:
         out.print(f"warning: {warning}", style="yellow", markup=False)
-    from harness.seeds import seed_overlap_warning
+    from harness.registration import seed_overlap_warning
 
     if not h.smoke and (warning := seed_overlap_warning(col.id, h, store)) is not None:
         out.print(f"warning: {warning}", style="yellow", markup=False)

@@ -21,10 +21,9 @@ from pathlib import Path
 
 from harness.errors import CollectionError, DeclarationError
 from harness.hypothesis import Hypothesis
+from harness.isolate import ENV_IMPORT_TIMEOUT, IMPORT_TIMEOUT  # noqa: F401  (set there; used here and re-exported)
 
 HYPOTHESES_DIR = Path("hypotheses")
-ENV_IMPORT_TIMEOUT = "HARNESS_IMPORT_TIMEOUT"
-IMPORT_TIMEOUT = 120.0  # seconds a hypothesis file may take to import (its own modules included)
 ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 

@@ -12,15 +12,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from analysis.estimands import ESTIMANDS
+from analysis.estimands import TESTS as ESTIMAND_TESTS
 from harness.canonical import jsonable, level_id
 from harness.errors import DeclarationError
 
 DIRECTIONS = ("lower", "higher")
-TESTS = ("permutation", "wilcoxon", "t", "sign", "bootstrap_t")
+TESTS = ESTIMAND_TESTS  # the paired tests, in one table with their estimands (analysis/estimands.py)
 # Prediction.estimand -> the tests valid for it (the first is the default); see
 # docs/statistics.md "What is estimated". None keeps the pre-estimand behaviour: the test's
 # own centre (pseudo-median for permutation / wilcoxon, mean for t).
-ESTIMANDS = {"mean": ("bootstrap_t", "t"), "median": ("sign",), "pseudomedian": ("permutation", "wilcoxon")}
 CORRECTIONS = ("holm", "bh")
 FAILED_POLICIES = ("worst", "exclude")
 PRECISIONS = ("fp32", "bf16", "fp16")  # Training.precision: never switched on silently

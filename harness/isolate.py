@@ -22,6 +22,9 @@ from pathlib import Path
 
 from harness.errors import CollectionError
 
+ENV_IMPORT_TIMEOUT = "HARNESS_IMPORT_TIMEOUT"
+IMPORT_TIMEOUT = 120.0  # seconds a hypothesis file may take to import (its own modules included)
+
 _CHILD = """
 import faulthandler, json, os, sys
 path, result, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
@@ -42,8 +45,6 @@ os._exit(0)
 
 def import_in_child(path: Path) -> None:
     """Import ``path`` in a child process; a CollectionError (located) when that fails."""
-    from harness.collect import ENV_IMPORT_TIMEOUT, IMPORT_TIMEOUT
-
     timeout = float(os.environ.get(ENV_IMPORT_TIMEOUT) or IMPORT_TIMEOUT)
     with tempfile.TemporaryDirectory(prefix="harness-import-") as tmp:
         result = Path(tmp) / "result.json"

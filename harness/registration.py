@@ -19,6 +19,7 @@ from pathlib import Path
 from harness.collect import Collected
 from harness.errors import StoreError
 from harness.hypothesis import diff_declarations
+from harness.seeds import declared_seeds
 
 
 def provenance(device: str | None = None) -> dict:
@@ -126,3 +127,44 @@ def current_registration(col: Collected, store):
     """The registration matching the file's current declaration, or None."""
     return next((r for r in store.registrations(col.id) if r.version == col.hypothesis.version), None)
 
+
+def seed_overlap_warning(hyp_id: str, hypothesis, store: str | None = None) -> str | None:
+    """A warning when ``hypothesis``'s confirmatory seeds overlap those of an EARLIER registered
+    version of ``hyp_id`` in the store (a pilot whose seeds would be re-used as confirmatory
+    evidence), naming the versions, the shared seeds and the fix; None when they do not, or
+    when there is no store yet (this never creates one: ``harness check`` writes nothing)."""
+    from harness.errors import HarnessError
+    from harness.tracking import resolve_uri
+
+    uri = resolve_uri(store)
+    if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):]):
+        return None
+    from harness.tracking import Store
+
+    try:
+        regs = Store(store, create=False).registrations(hyp_id)
+    except HarnessError:  # an unreadable store is `run`'s error to report, not `check`'s
+        return None
+    mine = range(hypothesis.first_seed, hypothesis.first_seed + int(hypothesis.seeds))
+    own = next((r.number for r in regs if r.version == hypothesis.version), None)
+    if own is not None:  # registered already: only the versions before it count
+        regs = [r for r in regs if r.number < own]
+    clashes = []
+    for reg in regs:
+        theirs = declared_seeds(reg.declaration)
+        shared = range(max(mine.start, theirs.start), min(mine.stop, theirs.stop))
+        if shared:
+            clashes.append((reg, theirs, shared))
+    if not clashes:
+        return None
+    past = max(declared_seeds(r.declaration).stop for r in regs)
+    listed = "; ".join(f"version {r.number} ({r.version}, seeds {span(t)}) shares seeds {span(s)}"
+                       for r, t, s in clashes)
+    return (f"seeds {span(mine)} of this declaration overlap earlier registered versions of {hyp_id}: "
+            f"{listed}. A pilot's seeds re-used as confirmatory evidence are not independent of the "
+            f"choices the pilot informed. Fix: set first_seed={past} in the Hypothesis (seeds "
+            f"{past}..{past + len(mine) - 1}), past every registered version's seeds")
+
+
+def span(r: range) -> str:
+    return f"{r.start}..{r.stop - 1}"

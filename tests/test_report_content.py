@@ -15,7 +15,7 @@ from conftest import tiny_hypothesis, write
 from test_faults import small_disk  # noqa: F401  (the 3 MB tmpfs fixture)
 
 from analysis.decide import decide
-from analysis.report import write_atomic
+from analysis.outputs import write_atomic
 from analysis.secondary import COLLAPSE_RATE, secondary_table, warnings_for
 from harness import Prediction
 from harness.tracking import Store

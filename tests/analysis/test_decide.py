@@ -15,9 +15,14 @@ from pandas.testing import assert_frame_equal
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
+import analysis.comparison as comparison
 import analysis.decide as D
-import analysis.stats as S
+import analysis.explain as explain
+import analysis.tidy as tidy
 from analysis.decide import Verdict, decide
+from analysis.stats_mean import power_paired_t, seeds_for_power
+from analysis.stats_ranks import hodges_lehmann
+from analysis.stats_signflip import sign_flip_pvalue
 from harness import Prediction
 
 SPEC_COLUMNS = [
@@ -60,7 +65,8 @@ NOISE = RNG.normal(0, 0.3, size=10)
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(D, raise_on_error=False)
+    results = [doctest.testmod(m, raise_on_error=False) for m in (D, comparison, explain, tidy)]
+    result = doctest.TestResults(sum(r.failed for r in results), sum(r.attempted for r in results))
     assert result.attempted >= 3 and result.failed == 0
 
 
@@ -89,12 +95,12 @@ def test_single_comparison_matches_the_rank_and_permutation_tests(test):
     d = CONTROL - treatment
     v = decide(simple(CONTROL, treatment), pred(test=test), control="base")
     if test == "permutation":
-        assert v.p_value == pytest.approx(S.sign_flip_pvalue(d), abs=1e-15)
+        assert v.p_value == pytest.approx(sign_flip_pvalue(d), abs=1e-15)
         assert v.effect == pytest.approx(d.mean())
         assert v.p_value == 1 / 1024  # all 10 differences positive
     else:
         assert v.p_value == pytest.approx(sps.wilcoxon(CONTROL, treatment, alternative="greater").pvalue)
-        assert v.effect == pytest.approx(S.hodges_lehmann(d))
+        assert v.effect == pytest.approx(hodges_lehmann(d))
         assert v.comparisons["estimator"].iloc[0] == "hodges-lehmann"
 
 
@@ -149,8 +155,8 @@ def test_inconclusive_reports_power():
     d = CONTROL - treatment
     # the power of the decision ("supported"), simulated: for the t test it is close to the
     # noncentral-t formula (which ignores the rare refuted-and-significant overlap)
-    assert row["power"] == pytest.approx(S.power_paired_t(0.5, d.std(ddof=1), 10, 0.05), abs=0.04)
-    assert abs(row["seeds_for_80_power"] - S.seeds_for_power(0.5, d.std(ddof=1), 0.05)) <= 3
+    assert row["power"] == pytest.approx(power_paired_t(0.5, d.std(ddof=1), 10, 0.05), abs=0.04)
+    assert abs(row["seeds_for_80_power"] - seeds_for_power(0.5, d.std(ddof=1), 0.05)) <= 3
     assert v.power == row["power"] and v.seeds_for_80_power == row["seeds_for_80_power"]
     assert "Inconclusive" in v.explanation and "Power" in v.explanation
 

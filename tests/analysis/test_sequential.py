@@ -1,6 +1,6 @@
-"""Group-sequential designs: boundaries against published values, spending by simulation of
-the joint normal, look decisions, the declaration, and calibration by simulation (fast: a few
-hundred replicates, 3-SE tolerances; full tables from scripts/calibrate.py)."""
+"""Group-sequential designs: look decisions, the declaration, and calibration by simulation
+(fast: a few hundred replicates, 3-SE tolerances; full tables from scripts/calibrate.py).
+The boundaries themselves: test_boundaries.py."""
 
 from __future__ import annotations
 
@@ -8,56 +8,18 @@ import json
 import math
 import pickle
 
-import numpy as np
 import pytest
-from scipy import stats as st
 
+import analysis.boundaries as B
 import analysis.sequential as Q
 from analysis.calibration import sequential_rates
 from harness import DeclarationError, Sequential
 
 
-def test_obrien_fleming_boundaries_match_gsdesign():
-    # gsDesign / rpact, sfLDOF, k = 4 equally spaced, one-sided alpha = 0.025
-    c = Q.boundaries((8, 16, 24, 32), 0.025, "obrien_fleming")
-    np.testing.assert_allclose(c, [4.333, 2.963, 2.359, 2.014], atol=2e-3)
-
-
-def test_single_look_is_the_fixed_test():
-    assert Q.boundaries((20,), 0.05)[0] == pytest.approx(st.norm.isf(0.05))
-
-
-@pytest.mark.parametrize("spending", Q.SPENDING)
-@pytest.mark.parametrize("looks", [(5, 10), (8, 16, 24, 32), (4, 10, 12)])
-def test_boundaries_spend_alpha_as_declared_under_the_joint_normal(spending, looks):
-    alpha = 0.05
-    c = np.array(Q.boundaries(looks, alpha, spending))
-    t = np.asarray(looks, float) / looks[-1]
-    rng = np.random.default_rng(0)
-    inc = rng.standard_normal((200_000, len(looks))) * np.sqrt(np.diff(np.r_[0.0, t]))
-    z = inc.cumsum(axis=1) / np.sqrt(t)
-    crossed = z >= c
-    first = np.where(crossed.any(axis=1), crossed.argmax(axis=1), -1)
-    for k, tk in enumerate(t):
-        se = math.sqrt(alpha / 200_000)
-        assert (first == k).mean() + ((first >= 0) & (first < k)).mean() == pytest.approx(
-            Q.spent(tk, alpha, spending), abs=4 * se + 1e-4)
-
-
-def test_spending_functions():
-    assert Q.spent(1.0, 0.05, "obrien_fleming") == pytest.approx(0.05)
-    assert Q.spent(0.5, 0.05, "pocock") == pytest.approx(0.05 * math.log(1 + (math.e - 1) / 2))
-    assert Q.spent(0.25, 0.05, "obrien_fleming") < Q.spent(0.25, 0.05, "pocock")
-    with pytest.raises(ValueError, match="spending"):
-        Q.boundaries((5, 10), 0.05, "linear")
-    with pytest.raises(ValueError, match="increasing"):
-        Q.boundaries((10, 5), 0.05)
-
-
 def test_look_decisions_are_never_reopened_and_holm_recycles_alpha():
     looks = (10, 20, 30)
-    a = Q.nominal_levels(looks, 0.05)
-    b = Q.nominal_levels(looks, 0.025)
+    a = B.nominal_levels(looks, 0.05)
+    b = B.nominal_levels(looks, 0.025)
     d0 = Q.decide_look(0, looks, [a[0] / 2, 0.5], [0.9, 0.9], alpha=0.05)
     assert d0.outcomes == ("continue", "continue")  # a[0]/2 > b[0]: not at alpha / 2
     d0 = Q.decide_look(0, looks, [b[0] / 2, 0.5], [0.9, 0.9], alpha=0.05)

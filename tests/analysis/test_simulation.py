@@ -2,7 +2,7 @@
 
 Run with ``python -m pytest tests/analysis/test_simulation.py -q -s`` to see the measured
 rates. Each rate is compared with its bound plus 3 Monte Carlo standard errors,
-3 * sqrt(bound * (1 - bound) / replicates). The vectorised functions of analysis.stats are the
+3 * sqrt(bound * (1 - bound) / replicates). The vectorised functions of analysis.stats_* are the
 ones analysis.decide calls, and the outcome rule is decide's own (``comparison_outcome``,
 ``family_outcome``); ``test_decide_end_to_end`` checks on full ``decide`` calls that the two
 paths give identical p-values.
@@ -16,8 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import analysis.stats as S
-from analysis.decide import comparison_outcome, decide, family_outcome
+from analysis.comparison import comparison_outcome
+from analysis.decide import decide, family_outcome
+from analysis.stats_mean import power_paired_t, t_interval, t_pvalue
+from analysis.stats_paired import adjust_pvalues
+from analysis.stats_ranks import hodges_lehmann_interval, wilcoxon_pvalue
+from analysis.stats_signflip import sign_flip_interval, sign_flip_pvalue
 from harness import Prediction
 
 ALPHA = 0.05
@@ -33,10 +37,10 @@ def mc_bound(rate: float, reps: int = R) -> float:
 def pvalues(test: str, d: np.ndarray, effect: float = E) -> tuple[np.ndarray, np.ndarray]:
     """(superiority, non-superiority) p-values, one per row of d."""
     if test == "t":
-        return S.t_pvalue(d), S.t_pvalue(d, null=effect, alternative="less")
+        return t_pvalue(d), t_pvalue(d, null=effect, alternative="less")
     if test == "wilcoxon":
-        return S.wilcoxon_pvalue(d), S.wilcoxon_pvalue(d, null=effect, alternative="less")
-    return S.sign_flip_pvalue(d), S.sign_flip_pvalue(d, null=effect, alternative="less")
+        return wilcoxon_pvalue(d), wilcoxon_pvalue(d, null=effect, alternative="less")
+    return sign_flip_pvalue(d), sign_flip_pvalue(d, null=effect, alternative="less")
 
 
 def report(line: str) -> str:
@@ -67,10 +71,10 @@ def test_effect_at_the_smallest_effect_of_interest_is_rarely_refuted(test):
         rate = float(np.mean(out == "refuted"))
         power = float(np.mean(out == "supported"))
         msg = report(f"[at E] {test:11s} n={n:2d}: P(refuted) = {rate:.4f} (bound {mc_bound(ALPHA):.4f}); "
-                     f"P(supported) = {power:.4f}, t-test power {S.power_paired_t(E, 1.0, n, ALPHA):.4f}")
+                     f"P(supported) = {power:.4f}, t-test power {power_paired_t(E, 1.0, n, ALPHA):.4f}")
         assert rate <= mc_bound(ALPHA), msg
         if test == "t":  # the power figure decide reports is the rule's real power
-            target = S.power_paired_t(E, 1.0, n, ALPHA)
+            target = power_paired_t(E, 1.0, n, ALPHA)
             assert abs(power - target) <= 3 * math.sqrt(target * (1 - target) / R) + 0.002, msg
 
 
@@ -84,17 +88,17 @@ def test_interval_coverage(test):
     for n in SIZES:
         d = rng.normal(centre, 1.0, size=(R, n))
         if test == "t":
-            low, high = S.t_interval(d, ALPHA)
+            low, high = t_interval(d, ALPHA)
         elif test == "wilcoxon":
-            low, high = S.hodges_lehmann_interval(d, ALPHA)
+            low, high = hodges_lehmann_interval(d, ALPHA)
         elif n <= 10:
-            low, high = np.array([S.sign_flip_interval(row, ALPHA) for row in d]).T
+            low, high = np.array([sign_flip_interval(row, ALPHA) for row in d]).T
         else:
             # 2^20 subset means per replicate is slow; the interval is exactly the set of centres
             # that neither one-sided test rejects (checked in test_stats), so coverage is
             # P(neither test rejects at the true centre).
-            up = S.sign_flip_pvalue(d, null=centre)
-            down = S.sign_flip_pvalue(d, null=centre, alternative="less")
+            up = sign_flip_pvalue(d, null=centre)
+            down = sign_flip_pvalue(d, null=centre, alternative="less")
             low = np.where(up > ALPHA, -np.inf, np.inf)
             high = np.where(down > ALPHA, np.inf, -np.inf)
         cover = float(np.mean((low <= centre) & (centre <= high)))
@@ -115,8 +119,8 @@ def test_family_wise_error_over_four_strata(test, correction):
     for label, shift, outcome in (("null", 0.0, "supported"), ("at E", E, "refuted")):
         d = rng.normal(shift, 1.0, size=(R * k, n))
         p_sup, p_non = (p.reshape(R, k) for p in pvalues(test, d))
-        out = comparison_outcome(S.adjust_pvalues(p_sup, correction),
-                                 S.adjust_pvalues(p_non, correction), ALPHA)
+        out = comparison_outcome(adjust_pvalues(p_sup, correction),
+                                 adjust_pvalues(p_non, correction), ALPHA)
         rates[label] = float(np.mean((out == outcome).any(axis=1)))
     msg = report(f"[4 strata, {correction}] {test:11s} n={n}: P(any supported | no effect) = "
                  f"{rates['null']:.4f}; P(any refuted | effect = E) = {rates['at E']:.4f} "
@@ -132,7 +136,7 @@ def test_overall_supported_needs_every_stratum():
     shifts = np.array([1.5, 1.5, 1.5, 0.0])
     d = rng.normal(np.repeat(shifts[None, :], R, axis=0)[..., None], 1.0, size=(R, 4, n))
     p_sup, p_non = (p.reshape(R, 4) for p in pvalues("t", d.reshape(R * 4, n)))
-    out = comparison_outcome(S.adjust_pvalues(p_sup, "holm"), S.adjust_pvalues(p_non, "holm"), ALPHA)
+    out = comparison_outcome(adjust_pvalues(p_sup, "holm"), adjust_pvalues(p_non, "holm"), ALPHA)
     rate = float(np.mean([family_outcome(row) == "supported" for row in out]))
     msg = report(f"[overall] t n={n}, effects (1.5, 1.5, 1.5, 0): P(overall supported) = {rate:.4f} "
                  f"(bound {mc_bound(ALPHA):.4f})")
@@ -164,7 +168,7 @@ def test_decide_end_to_end():
             f[(f.stratum == s) & (f.variant == "base")].value.to_numpy()
             - f[(f.stratum == s) & (f.variant == "new")].value.to_numpy() for s in ("a", "b")
         ])
-        np.testing.assert_array_equal(v.comparisons["p_value"].to_numpy(), S.sign_flip_pvalue(d))
+        np.testing.assert_array_equal(v.comparisons["p_value"].to_numpy(), sign_flip_pvalue(d))
         any_supported += bool((v.comparisons["outcome"] == "supported").any())
     rate = any_supported / reps
     msg = report(f"[decide] permutation n={n}, 2 strata, no effect: P(any supported) = {rate:.4f} "
