@@ -84,3 +84,32 @@ def latex_table(c: pd.DataFrame, prediction, units: str, fmt) -> str:
 
 
 __all__ = ["Raw", "latex_table", "md_finalize", "write_atomic"]
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a person reads them: ``905.469`` -> ``15 min 5 s``; ``7384`` -> ``2 h 3 min``.
+
+    Example::
+
+        >>> duration(905.469), duration(42.0), duration(0.4)
+        ('15 min 5 s', '42 s', '0.4 s')
+    """
+    s = float(seconds)
+    if s != s:
+        return "n/a"
+    if s < 10:
+        return f"{s:.1f} s".replace(".0 s", " s")
+    s = round(s)
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    if h:
+        return f"{h} h {m} min"
+    return f"{m} min {sec} s" if m else f"{sec} s"
+
+
+def report_dirs(root: Path, hypothesis_id: str, number: int, latest: bool) -> list[Path]:
+    """Where a version's report goes: ``reports/<id>/v<N>/`` always (one folder per version, so a
+    v2 report never overwrites v1's), and ``reports/<id>/`` too when it is the latest version
+    (``reports/<id>/index.html`` is always the latest version's report)."""
+    base = root / "reports" / hypothesis_id
+    return [base / f"v{number}", *([base] if latest else [])]

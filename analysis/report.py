@@ -23,7 +23,7 @@ import pandas as pd
 from analysis.decide import decide
 from analysis.figures import drawing, forest_plot, history_plot, paired_plot, render
 from analysis.load import load
-from analysis.outputs import Raw, latex_table, md_finalize, write_atomic
+from analysis.outputs import Raw, duration, latex_table, md_finalize, report_dirs, write_atomic
 from analysis.secondary import secondary_table, warnings_for
 from harness.catalog import SAMPLE_METRIC_DIRECTIONS, metric_unit
 
@@ -208,11 +208,12 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
         lstrip_blocks=True,
     )
     env.filters["fmt"] = _fmt
+    env.filters["duration"] = duration
     # Markdown renders raw HTML, so user text (a claim, a level name) is escaped there too;
     # `| raw` marks the few fenced code blocks, where an entity would show literally.
     md_env = Environment(loader=env.loader, autoescape=False, trim_blocks=True, lstrip_blocks=True,
                          finalize=md_finalize)
-    md_env.filters.update(fmt=_fmt, raw=Raw)
+    md_env.filters.update(fmt=_fmt, raw=Raw, duration=duration)
     files = {
         "index.html": env.get_template("report.html.j2").render(**ctx),
         "report.md": md_env.get_template("report.md.j2").render(**ctx),
@@ -221,10 +222,12 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
         "secondary.csv": pd.DataFrame(secondary).to_csv(index=False),
         **{f"{name}.svg": fig.svg for name, fig in figures.items() if fig is not None},
     }
-    out_dir = st.root / "reports" / hypothesis_id
-    for name, content in files.items():  # rendered first, in memory: nothing half-written on error
-        write_atomic(out_dir / name, content)
-    st.log_artifacts(reg.run_id, out_dir, "report")
+    dirs = report_dirs(st.root, hypothesis_id, reg.number, latest=regs[-1].version == reg.version)
+    for d in dirs:
+        for name, content in files.items():  # rendered first, in memory: nothing half-written on error
+            write_atomic(d / name, content)
+    out_dir = dirs[-1]
+    st.log_artifacts(reg.run_id, dirs[0], "report")  # the version's own folder (no v<N>/ inside)
     st.set_tag(reg.run_id, "verdict", outcome_tag)
     st.log_metrics(reg.run_id, _verdict_metrics(verdict))
     _write_index(st, env)
@@ -452,7 +455,7 @@ def _write_index(st, env) -> Path:
         for reg in st.registrations(hid):
             planned = _planned(reg.declaration)
             done, _ = progress_counts(st, hid, reg.version, planned)
-            has = (st.root / "reports" / hid / "index.html").exists()
+            has = (st.root / "reports" / hid / f"v{reg.number}" / "index.html").exists()
             rows.append({"id": hid, "number": reg.number, "version": reg.version, "at": reg.registered_at,
                          "done": done, "planned": planned, "claim": reg.declaration["claim"],
                          "verdict": reg.tags.get("harness.verdict", "not reported"), "has_report": has})

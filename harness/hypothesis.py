@@ -113,7 +113,8 @@ class Hypothesis:
                 what="seed range overlaps the tuning seeds",
             )
         if self.dataset not in DATASETS:
-            raise DeclarationError("dataset", self.dataset, f"one of {sorted(DATASETS)}", what="unknown dataset")
+            raise DeclarationError("dataset", self.dataset, f"one of {sorted(DATASETS)}", what="unknown dataset",
+                                   choices=DATASETS)
         if not isinstance(self.ablate, dict) or len(self.ablate) != 1:
             raise DeclarationError(
                 "ablate", self.ablate, "a dict with exactly one factor: {'factor': [control, treatment, ...]}"
@@ -131,7 +132,7 @@ class Hypothesis:
                 raise DeclarationError(
                     where, name,
                     f"one of {sorted(MODELS)}, or a model registered with @register_model in the hypothesis file",
-                    what="unknown model",
+                    what="unknown model", choices=MODELS,
                 )
         self._model_names = list(dict.fromkeys(names))
         models = [MODELS[n] for n in self._model_names]
@@ -141,6 +142,7 @@ class Hypothesis:
                 raise DeclarationError(
                     "prediction.metric", self.prediction.metric,
                     f"a metric model {name!r} reports: {list(allowed_metrics)}", what="unknown metric",
+                    choices=allowed_metrics,
                 )
         config_fields = {f.name for m in models for f in dataclasses.fields(m.Config)} | {"model"}
         allowed = sorted(config_fields | set(TRAINING_FIELDS))
@@ -151,7 +153,7 @@ class Hypothesis:
                 if name not in config_fields and name not in TRAINING_FIELDS:
                     raise DeclarationError(
                         f"{where}.{name}", name, f"a config field of model {'/'.join(self._model_names)} or training: {allowed}",
-                        what="unknown config field",
+                        what="unknown config field", choices=allowed,
                     )
         seen: dict[str, str] = {}
         for where, mapping in (("fixed", self.fixed), ("ablate", self.ablate), ("strata", self.strata)):
