@@ -25,6 +25,7 @@ from analysis.figures import drawing, forest_plot, history_plot, paired_plot, re
 from analysis.load import load
 from analysis.outputs import Raw, duration, latex_table, md_finalize, report_dirs, write_atomic
 from analysis.secondary import secondary_table, warnings_for
+from analysis.trained import variant_rows
 from harness.catalog import SAMPLE_METRIC_DIRECTIONS, metric_unit
 
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "statsmodels", "mlflow", "optuna", "harness")
@@ -173,7 +174,7 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
         "secondary": secondary,
         "warnings": warnings,
         "notes": notes,
-        "declaration": _declaration_rows(decl, factor, levels),
+        "declaration": _declaration_rows(decl, factor, levels) + variant_rows(st, reg, used, factor),
         "docstring": _docstring(source),
         "source": source,
         "source_sha": sha,
@@ -261,7 +262,9 @@ def _declaration_rows(decl: dict, factor: str, levels: list[str]) -> list[dict]:
     rows.append({"section": "seeds", "setting": "seeds per variant", "value": str(decl["seeds"])})
     if decl.get("first_seed"):  # declared seed range (absent: seeds start at 0)
         rows.append({"section": "seeds", "setting": "first seed", "value": f"first_seed = {decl['first_seed']}"})
-    rows += [{"section": "training", "setting": k, "value": f"{k}={_py(v)}"} for k, v in decl["training"].items()]
+    tuned = set((decl.get("tuning") or {}).get("space", {}))  # declared, then tuned: see "trained with"
+    rows += [{"section": "training", "setting": k, "value": f"{k}={_py(v)}" + (" (declared; tuned per variant)"
+              if k in tuned else "")} for k, v in decl["training"].items()]
     rows += [{"section": "prediction", "setting": k, "value": f"{k}={_py(v)}"} for k, v in decl["prediction"].items()]
     return rows
 
