@@ -308,7 +308,7 @@ def _run_registered(col, st, reg, seeds, dev, workers, block_size, optuna_storag
         summary = run_study(
             col, st, reg, n_seeds=seeds, device=str(dev), workers=workers,
             block_size=block_size, on_progress=progress.ended, on_training=progress.training,
-            optuna_storage=optuna_storage, executor=ex, claims=claims,
+            optuna_storage=optuna_storage, executor=ex, claims=claims, on_phase=progress.phase,
         )
     for m in summary.messages:
         out.print(f"[yellow]{m}[/]")

@@ -98,7 +98,8 @@ def run_job(spec: dict) -> dict:
 
             st = tuning.storage(spec.get("optuna"), store.root)
             res = tuning.tune_variant(col, store, reg, _variant(col, spec), st, device=spec["device"],
-                                      block_size=spec.get("block_size"), progress=spec.get("progress"), claims=claims)
+                                      block_size=spec.get("block_size"), progress=spec.get("progress"), claims=claims,
+                                      training=spec.get("training"))
             out = {"trained": res.trained, "complete": res.complete, "busy": res.busy}
         else:
             raise HarnessError(f"unknown job kind {spec['kind']!r}")
