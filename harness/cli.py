@@ -165,6 +165,11 @@ def check(
 
     for w in reachability_warnings(h.prediction, h.seeds, (len(h.levels) - 1) * len(h.strata_ids)):
         out.print(f"[yellow]warning: {w}[/]", markup=True, highlight=False)
+    from harness.smoke_check import N_EXAMPLES, check_models
+
+    n, seconds = check_models(col)  # a broken model fails here (exit 2), located, before registering
+    out.print(f"models: one training step, evaluation and sample of {n} configuration(s) on {N_EXAMPLES} "
+              f"examples: ok ({seconds:.1f} s)", markup=False)
 
 
 @app.command()
