@@ -82,6 +82,9 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
     named = [f"{factor} = {lv}" for lv in levels]  # "beta = 4.0", not a bare "4.0"
     headline = _verdict_sentence(verdict, prediction, named[0], named, units, complete, done, planned)
     outcome_tag = verdict.outcome if complete else f"{verdict.outcome} (interim)"
+    if decl.get("exploratory"):  # `harness run --set ...`: never the registered study, never evidence
+        headline = (f"EXPLORATORY (--set {' --set '.join(decl['exploratory'])}): not the registered study. "
+                    + headline)
     stop = reg.tags.get("harness.sequential_stop")
     if isinstance(decl.get("seeds"), dict) and stop is not None:
         # A sequential design decides at its looks' boundaries (harness.study.run_sequential); the
@@ -143,6 +146,9 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
     stem, smoke_flag = hypothesis_id, ""
     if hypothesis_id.endswith("@smoke"):
         stem, smoke_flag = hypothesis_id[: -len("@smoke")], " --smoke"
+    if hypothesis_id.endswith("@explore"):
+        stem, smoke_flag = hypothesis_id[: -len("@explore")], "".join(
+            f" --set {shlex.quote(a)}" for a in decl.get("exploratory", []))
     # `git checkout` restores the harness code; the hypothesis file itself comes from the
     # registration record (the exact registered text, whatever git knows of it).
     reproduce = [

@@ -208,6 +208,10 @@ def run(
     new_version: bool = typer.Option(False, "--new-version", help="Register a changed declaration as a new version."),
     smoke: bool = typer.Option(False, "--smoke", help="A labelled smoke run (2 seeds, tiny budget) into ID@smoke."),
     data_dir: str | None = DataDirOpt,
+    overrides: list[str] = typer.Option(
+        None, "--set", help="Explore before registering: FIELD=VALUE (training.steps=300, fixed.hidden=64, seeds=3, "
+                            "prediction.effect=0.5); repeatable. Runs an EXPLORATORY version stored apart as "
+                            "ID@explore, never the registered study."),
     optuna_storage: str | None = typer.Option(
         None, "--optuna-storage",
         help="Optuna storage for tuning: a database URL (RDB) or a journal file (default: --db, else "
@@ -246,7 +250,8 @@ def run(
     ex = executors.make(executor, workers=workers, address=address, ray_cpus=ray_cpus, ray_gpus=ray_gpus,
                         slurm_cluster=slurm_cluster, partition=slurm_partition, time=slurm_time,
                         gpus_per_task=slurm_gpus, cpus_per_task=slurm_cpus)
-    col = collect(target, smoke=smoke)
+    col = collect(target, smoke=smoke, overrides=tuple(overrides or ()))
+    exploring = bool(col.overrides)
     check_seeds(col, seeds)
     if ex.distributed:  # the workers' devices, not this host's: each worker resolves `auto` itself
         if device != "auto" and device != "cpu" and not device.startswith("cuda"):
@@ -267,8 +272,13 @@ def run(
     claims, optuna_storage = _coordination(st, ex, db, optuna_storage, col)
     ex.start()  # an executor that cannot start fails here, before anything is registered
     try:
-        reg, created = do_register(col, st, new_version=new_version)
+        # Each set of overrides is its own version of ID@explore: a new one is never refused.
+        reg, created = do_register(col, st, new_version=new_version or exploring)
         word = "registered" if created else "resuming"
+        if exploring:
+            out.print(f"[yellow]EXPLORATORY run ({' '.join('--set ' + a for a in col.overrides)}): stored apart as "
+                      f"{escape(col.id)}, never the registered study and never evidence for it[/]")
+            word = "exploratory " + ("version" if created else "resuming")
         out.print(f"{word} {col.id} v{reg.number} ({reg.version}) on {dev}; store {st.uri}; executor "
                   f"{ex.describe()}; claims {claims.kind}", markup=False)
         if ex.distributed and block_size is None:
@@ -317,16 +327,17 @@ def _run_registered(col, st, reg, seeds, dev, workers, block_size, optuna_storag
         )
     for m in summary.messages:
         out.print(f"[yellow]{m}[/]")
+    label = " (EXPLORATORY: not the registered study)" if col.overrides else ""
     if col.hypothesis.tuning is not None:
         out.print(f"tuning: trained {summary.tuning_trained} trial runs here "
                   f"({col.hypothesis.n_tuning_runs} in the declared budget)", markup=False)
     out.print(
-        f"{col.id} v{reg.number}: trained {summary.trained} runs ({summary.finished} finished, "
+        f"{col.id} v{reg.number}{label}: trained {summary.trained} runs ({summary.finished} finished, "
         f"{summary.diverged} diverged) in {summary.seconds:.1f} s; {summary.already_done} were already done; "
         f"{summary.planned} planned",
         markup=False,
     )
-    stem = col.path.stem
+    stem = col.id if col.overrides else col.path.stem
     out.print(f"next: harness report {stem}" + (" --smoke" if smoke else "") + (f" --store {store}" if store else ""),
               markup=False)
 
@@ -358,7 +369,9 @@ def list_(store: str | None = StoreOpt):
         for reg in regs:
             planned = int(reg.tags.get("harness.planned", 0)) or _planned(reg.declaration)
             done, _ = progress_counts(st, hid, reg.version, planned)
-            table.add_row(hid, f"v{reg.number} {reg.version}", reg.registered_at, f"{done} / {planned}",
+            name = f"{hid} (exploratory: {' '.join(reg.declaration['exploratory'])})" \
+                if reg.declaration.get("exploratory") else hid
+            table.add_row(name, f"v{reg.number} {reg.version}", reg.registered_at, f"{done} / {planned}",
                           reg.tags.get("harness.verdict", "not reported"))
     out.print(table)
 

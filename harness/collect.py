@@ -37,6 +37,7 @@ class Collected:
     path: Path
     hypothesis: Hypothesis
     source: str  # the file's text, stored with the registration record
+    overrides: tuple = ()  # `harness run --set` arguments: an exploratory version (harness.explore)
 
 
 def resolve(target: str | Path) -> Path:
@@ -58,11 +59,13 @@ def resolve(target: str | Path) -> Path:
     return path
 
 
-def collect(target: str | Path, *, smoke: bool = False) -> Collected:
+def collect(target: str | Path, *, smoke: bool = False, overrides: tuple | list = ()) -> Collected:
     """Import one hypothesis file and return its validated declaration.
 
     ``smoke=True`` gives the labelled smoke version: 2 seeds, a tiny training budget, its own
     version hash and its own experiment (``<id>@smoke``), so it never mixes with the study.
+    ``overrides`` (``--set training.steps=300``, :mod:`harness.explore`) give an exploratory
+    version, stored apart as ``<id>@explore``: never the registered study.
 
     Example::
 
@@ -113,6 +116,14 @@ def collect(target: str | Path, *, smoke: bool = False) -> Collected:
             f"{path}: no module-level `hypothesis = Hypothesis(...)` (found {type(hyp).__name__})\n"
             "  hint: assign your declaration to a variable named `hypothesis`; see `harness new NAME`"
         )
+    if overrides:
+        from harness.explore import EXPLORE_SUFFIX, apply
+
+        if smoke:
+            raise CollectionError("--set with --smoke: an exploratory version has its own budget\n"
+                                  "  hint: leave out --smoke, and --set training.steps=... for a short run")
+        return Collected(f"{path.stem}{EXPLORE_SUFFIX}", path, apply(hyp, list(overrides)), source,
+                         tuple(overrides))
     if smoke:
         return Collected(f"{path.stem}{SMOKE_SUFFIX}", path, smoke_version(hyp), source)
     return Collected(path.stem, path, hyp, source)

@@ -87,6 +87,7 @@ class Hypothesis:
     training: Training = field(default_factory=Training)
     tuning: Tuning | None = None  # the pre-registered tuning budget (None: the declared values as they are)
     smoke: bool = False  # a labelled smoke run: tiny budget, never evidence
+    exploratory: tuple = ()  # the `harness run --set` overrides of an exploratory version (harness.explore)
     first_seed: int = 0  # confirmatory seeds are first_seed .. first_seed + seeds - 1: start a
     # confirmatory version past the seeds its pilot used, so the pilot is never in its sample
 
@@ -374,6 +375,8 @@ class Hypothesis:
             # left out at 0 (the default), so that files written before it keep their hash
             **({"first_seed": self.first_seed} if self.first_seed else {}),
             **({"tuning": self.tuning.canonical()} if self.tuning is not None else {}),
+            # left out when empty: a registered declaration's hash never depends on it
+            **({"exploratory": list(self.exploratory)} if self.exploratory else {}),
         }
 
     @property

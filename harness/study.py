@@ -146,7 +146,8 @@ MAX_LOST_ROUNDS = 3
 
 def _spec(col: Collected, store, reg, claims, variant: Variant, device: str) -> dict:
     """The plain-data part of a job spec shared by both kinds (see :mod:`harness.jobs`)."""
-    return {"path": str(col.path), "smoke": col.hypothesis.smoke, "store": store.uri, "root": str(store.root),
+    return {"path": str(col.path), "smoke": col.hypothesis.smoke, "overrides": list(col.overrides),
+            "store": store.uri, "root": str(store.root),
             "claims": claims.spec(), "reg": reg, "level": variant.level, "stratum": variant.stratum,
             "changes": tuned_changes(col, variant), "device": device}
 
