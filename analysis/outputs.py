@@ -108,7 +108,7 @@ def latex_table(c: pd.DataFrame, prediction, units: str, fmt) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Raw", "fmt", "latex_table", "md_code", "md_escape", "md_finalize", "write_atomic"]
+__all__ = ["Raw", "duration", "fmt", "latex_table", "md_code", "md_escape", "md_finalize", "report_dirs", "write_atomic"]
 
 
 def fmt(x, digits: int = 3) -> str:
@@ -129,3 +129,32 @@ def fmt(x, digits: int = 3) -> str:
             return f"{x:.{digits}g}" if abs(x) >= 1e5 else f"{x:.2e}"
         return f"{x:.{digits}f}".rstrip("0").rstrip(".") if abs(x) < 1 else f"{x:.{digits}f}"
     return str(x)
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a person reads them: ``905.469`` -> ``15 min 5 s``; ``7384`` -> ``2 h 3 min``.
+
+    Example::
+
+        >>> duration(905.469), duration(42.0), duration(0.4)
+        ('15 min 5 s', '42 s', '0.4 s')
+    """
+    s = float(seconds)
+    if s != s:
+        return "n/a"
+    if s < 10:
+        return f"{s:.1f} s".replace(".0 s", " s")
+    s = round(s)
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    if h:
+        return f"{h} h {m} min"
+    return f"{m} min {sec} s" if m else f"{sec} s"
+
+
+def report_dirs(root: Path, hypothesis_id: str, number: int, latest: bool) -> list[Path]:
+    """Where a version's report goes: ``reports/<id>/v<N>/`` always (one folder per version, so a
+    v2 report never overwrites v1's), and ``reports/<id>/`` too when it is the latest version
+    (``reports/<id>/index.html`` is always the latest version's report)."""
+    base = root / "reports" / hypothesis_id
+    return [base / f"v{number}", *([base] if latest else [])]

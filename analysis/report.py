@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.outputs import Raw, fmt, latex_table, md_code, md_finalize, write_atomic
+from analysis.outputs import Raw, duration, fmt, latex_table, md_code, md_finalize, report_dirs, write_atomic
 from analysis.report_data import ReportData, build_report_data, index_rows
 from harness.redact import redact
 
@@ -48,10 +48,13 @@ def write_report(hypothesis_id: str, store=None, version: str | None = None, see
     st = store if hasattr(store, "client") else Store(store, create=False)
     data = build_report_data(hypothesis_id, st, version, seed)
     files = render_report(data)
-    out_dir = st.root / "reports" / hypothesis_id
-    for name, content in files.items():  # rendered first, in memory: nothing half-written on error
-        write_atomic(out_dir / name, content)
-    st.log_artifacts(data.reg.run_id, out_dir, "report")
+    regs = st.registrations(hypothesis_id)
+    dirs = report_dirs(st.root, hypothesis_id, data.reg.number, latest=regs[-1].version == data.reg.version)
+    for d in dirs:  # reports/<id>/v<N>/ always; reports/<id>/ too when this is the latest version
+        for name, content in files.items():  # rendered first, in memory: nothing half-written on error
+            write_atomic(d / name, content)
+    out_dir = dirs[-1]
+    st.log_artifacts(data.reg.run_id, dirs[0], "report")  # the version's own folder (no v<N>/ inside)
     st.set_tag(data.reg.run_id, "verdict", data.outcome_tag)
     st.log_metrics(data.reg.run_id, _verdict_metrics(data.verdict))
     write_atomic(st.root / "reports" / "index.html",
@@ -99,11 +102,12 @@ def _environments():
         lstrip_blocks=True,
     )
     env.filters["fmt"] = fmt
+    env.filters["duration"] = duration
     # Markdown renders raw HTML, so user text (a claim, a level name) is escaped there too;
     # `| raw` marks the few fenced code blocks, where an entity would show literally.
     md_env = Environment(loader=env.loader, autoescape=False, trim_blocks=True, lstrip_blocks=True,
                          finalize=md_finalize)
-    md_env.filters.update(fmt=fmt, raw=Raw, code=md_code)
+    md_env.filters.update(fmt=fmt, raw=Raw, code=md_code, duration=duration)
     return env, md_env
 
 

@@ -12,6 +12,7 @@ import ast
 import hashlib
 import importlib.metadata
 import json
+import shlex
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,6 +27,7 @@ from analysis.figures import Figure, drawing, forest_plot, history_plot, paired_
 from analysis.load import load
 from analysis.outputs import fmt
 from analysis.secondary import secondary_table, warnings_for
+from analysis.trained import variant_rows
 from harness.catalog import SAMPLE_METRIC_DIRECTIONS, metric_unit
 from harness.redact import redact, shown
 
@@ -112,6 +114,9 @@ def build_report_data(hypothesis_id: str, st, version: str | None = None, seed: 
     named = [f"{factor} = {lv}" for lv in levels]  # "beta = 4.0", not a bare "4.0"
     headline = _verdict_sentence(verdict, prediction, named[0], named, units, complete, done, planned)
     outcome_tag = verdict.outcome if complete else f"{verdict.outcome} (interim)"
+    if decl.get("exploratory"):  # `harness run --set ...`: never the registered study, never evidence
+        headline = (f"EXPLORATORY (--set {' --set '.join(decl['exploratory'])}): not the registered study. "
+                    + headline)
     stop = reg.tags.get("harness.sequential_stop")
     if isinstance(decl.get("seeds"), dict) and stop is not None:
         # A sequential design decides at its looks' boundaries (harness.study.run_sequential); the
@@ -148,11 +153,11 @@ def build_report_data(hypothesis_id: str, st, version: str | None = None, seed: 
         metric_units={r["metric"]: metric_unit(r["metric"]) for r in secondary},
         warnings=warnings,
         notes=[n for n in verdict.notes if "cannot reach significance" not in n],
-        declaration=_declaration_rows(decl, factor, levels), docstring=_docstring(source), source=source,
+        declaration=_declaration_rows(decl, factor, levels) + variant_rows(st, reg, used, factor), docstring=_docstring(source), source=source,
         source_sha=sha, ui=_ui_links(st, used, reg), figures=figures, samples=samples, real=real,
         failures=_failures(_in_level_order(frame, levels)), versions=versions, provenance=provenance,
         packages={p: _version(p) for p in PACKAGES},
-        reproduce=_reproduce(hypothesis_id, st.uri, reg.version, provenance["git commit"], seed),
+        reproduce=_reproduce(hypothesis_id, st.uri, reg.version, provenance["git commit"], seed, decl),
         complete=complete, done=done, planned=planned, smoke=decl.get("smoke", False), units=units,
         generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         looks=_sequential_looks(st, hypothesis_id, reg.version), tuning=tuning, **runs,
@@ -166,7 +171,7 @@ def index_rows(st) -> list[dict]:
         for reg in st.registrations(hid):
             planned = _planned(reg.declaration)
             done = _done(st, hid, reg.version, planned)
-            has = (st.root / "reports" / hid / "index.html").exists()
+            has = (st.root / "reports" / hid / f"v{reg.number}" / "index.html").exists()
             rows.append({"id": hid, "number": reg.number, "version": reg.version, "at": reg.registered_at,
                          "done": done, "planned": planned, "claim": reg.declaration["claim"],
                          "verdict": reg.tags.get("harness.verdict", "not reported"), "has_report": has})
@@ -232,11 +237,14 @@ def _provenance(st, reg, frame: pd.DataFrame, used: list, sha: str | None) -> di
     }
 
 
-def _reproduce(hypothesis_id: str, uri: str, version: str, commit: str, seed: int) -> list[str]:
+def _reproduce(hypothesis_id: str, uri: str, version: str, commit: str, seed: int, decl: dict) -> list[str]:
     store_arg = f" --store {shown(uri)}"  # the password (if any) as ***, from the environment
     stem, smoke_flag = hypothesis_id, ""
     if hypothesis_id.endswith("@smoke"):
         stem, smoke_flag = hypothesis_id[: -len("@smoke")], " --smoke"
+    if hypothesis_id.endswith("@explore"):
+        stem, smoke_flag = hypothesis_id[: -len("@explore")], "".join(
+            f" --set {shlex.quote(a)}" for a in decl.get("exploratory", []))
     # `git checkout` restores the harness code; the hypothesis file itself comes from the
     # registration record (the exact registered text, whatever git knows of it).
     return [
@@ -261,7 +269,9 @@ def _declaration_rows(decl: dict, factor: str, levels: list[str]) -> list[dict]:
     rows.append({"section": "seeds", "setting": "seeds per variant", "value": str(decl["seeds"])})
     if decl.get("first_seed"):  # declared seed range (absent: seeds start at 0)
         rows.append({"section": "seeds", "setting": "first seed", "value": f"first_seed = {decl['first_seed']}"})
-    rows += [{"section": "training", "setting": k, "value": f"{k}={_py(v)}"} for k, v in decl["training"].items()]
+    tuned = set((decl.get("tuning") or {}).get("space", {}))  # declared, then tuned: see "trained with"
+    rows += [{"section": "training", "setting": k, "value": f"{k}={_py(v)}" + (" (declared; tuned per variant)"
+              if k in tuned else "")} for k, v in decl["training"].items()]
     rows += [{"section": "prediction", "setting": k, "value": f"{k}={_py(v)}"} for k, v in decl["prediction"].items()]
     return rows
 

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from harness.coordination import coordination, die_with_parent
 from harness.errors import HarnessError, translate
 from harness.progress import RunProgress
 from harness.redact import redact, redact_text, shown
@@ -174,6 +175,11 @@ def check(
 
     for w in reachability_warnings(h.prediction, h.seeds, (len(h.levels) - 1) * len(h.strata_ids)):
         out.print(f"[yellow]warning: {w}[/]", markup=True, highlight=False)
+    from harness.smoke_check import N_EXAMPLES, check_models
+
+    n, seconds = check_models(col)  # a broken model fails here (exit 2), located, before registering
+    out.print(f"models: one training step, evaluation and sample of {n} configuration(s) on {N_EXAMPLES} "
+              f"examples: ok ({seconds:.1f} s)", markup=False)
 
 
 @app.command()
@@ -212,6 +218,10 @@ def run(
     new_version: bool = typer.Option(False, "--new-version", help="Register a changed declaration as a new version."),
     smoke: bool = typer.Option(False, "--smoke", help="A labelled smoke run (2 seeds, tiny budget) into ID@smoke."),
     data_dir: str | None = DataDirOpt,
+    overrides: list[str] = typer.Option(
+        None, "--set", help="Explore before registering: FIELD=VALUE (training.steps=300, fixed.hidden=64, seeds=3, "
+                            "prediction.effect=0.5); repeatable. Runs an EXPLORATORY version stored apart as "
+                            "ID@explore, never the registered study."),
     optuna_storage: str | None = typer.Option(
         None, "--optuna-storage",
         help="Optuna storage for tuning: a database URL (RDB) or a journal file (default: --db, else "
@@ -250,7 +260,8 @@ def run(
     ex = executors.make(executor, workers=workers, address=address, ray_cpus=ray_cpus, ray_gpus=ray_gpus,
                         slurm_cluster=slurm_cluster, partition=slurm_partition, time=slurm_time,
                         gpus_per_task=slurm_gpus, cpus_per_task=slurm_cpus)
-    col = collect(target, smoke=smoke)
+    col = collect(target, smoke=smoke, overrides=tuple(overrides or ()))
+    exploring = bool(col.overrides)
     check_seeds(col, seeds)
     if ex.distributed:  # the workers' devices, not this host's: each worker resolves `auto` itself
         if device != "auto" and device != "cpu" and not device.startswith("cuda"):
@@ -268,11 +279,16 @@ def run(
             "server) with --db"
         )
     st = Store(store)
-    claims, optuna_storage = _coordination(st, ex, db, optuna_storage, col)
+    claims, optuna_storage = coordination(st, ex, db, optuna_storage, col)
     ex.start()  # an executor that cannot start fails here, before anything is registered
     try:
-        reg, created = do_register(col, st, new_version=new_version)
+        # Each set of overrides is its own version of ID@explore: a new one is never refused.
+        reg, created = do_register(col, st, new_version=new_version or exploring)
         word = "registered" if created else "resuming"
+        if exploring:
+            out.print(f"[yellow]EXPLORATORY run ({' '.join('--set ' + a for a in col.overrides)}): stored apart as "
+                      f"{escape(col.id)}, never the registered study and never evidence for it[/]")
+            word = "exploratory " + ("version" if created else "resuming")
         out.print(f"{word} {col.id} v{reg.number} ({reg.version}) on {dev}; store {redact(st.uri)}; executor "
                   f"{ex.describe()}; claims {claims.kind}", markup=False)
         for note in getattr(ex, "notes", list)():
@@ -286,30 +302,6 @@ def run(
         claims.close()
 
 
-def _coordination(st, ex, db: str | None, optuna_storage: str | None, col):
-    """The claims backend and the tuning storage for this store and executor, or a located
-    refusal: hosts must never share a sqlite file, and claims across hosts need a database."""
-    from harness.claims import FlockClaims, LeaseClaims
-
-    db = db or os.environ.get("HARNESS_DB") or (st.uri if st.uri.startswith(("postgresql", "postgres://")) else None)
-    if ex.distributed and db is None:
-        raise HarnessError(
-            f"--executor {ex.name}: claims across hosts need a database, and the store {redact(st.uri)} is not one\n"
-            "  hint: pass --db postgresql://USER@HOST/DB (or set HARNESS_DB)"
-        )
-    if ex.distributed and col.hypothesis.tuning is not None and optuna_storage and (
-            "://" not in optuna_storage or optuna_storage.startswith("sqlite:")):
-        raise HarnessError(
-            f"--optuna-storage {redact(optuna_storage)}: a journal or sqlite file is local to one host; --executor {ex.name} "
-            "tunes on several\n  hint: leave --optuna-storage out (the --db database is used) or give a "
-            "PostgreSQL URL"
-        )
-    claims = LeaseClaims(db) if db else FlockClaims(st.root)
-    if db:
-        _ = claims.engine  # a database that cannot be opened fails here, located
-    return claims, optuna_storage or db
-
-
 def _run_registered(col, st, reg, seeds, dev, workers, block_size, optuna_storage, ex, claims, smoke, store) -> None:
     from harness.study import run_study
 
@@ -319,20 +311,21 @@ def _run_registered(col, st, reg, seeds, dev, workers, block_size, optuna_storag
         summary = run_study(
             col, st, reg, n_seeds=seeds, device=str(dev), workers=workers,
             block_size=block_size, on_progress=progress.ended, on_training=progress.training,
-            optuna_storage=optuna_storage, executor=ex, claims=claims,
+            optuna_storage=optuna_storage, executor=ex, claims=claims, on_phase=progress.phase,
         )
     for m in summary.messages:
         out.print(f"[yellow]{m}[/]")
+    label = " (EXPLORATORY: not the registered study)" if col.overrides else ""
     if col.hypothesis.tuning is not None:
         out.print(f"tuning: trained {summary.tuning_trained} trial runs here "
                   f"({col.hypothesis.n_tuning_runs} in the declared budget)", markup=False)
     out.print(
-        f"{col.id} v{reg.number}: trained {summary.trained} runs ({summary.finished} finished, "
+        f"{col.id} v{reg.number}{label}: trained {summary.trained} runs ({summary.finished} finished, "
         f"{summary.diverged} diverged) in {summary.seconds:.1f} s; {summary.already_done} were already done; "
         f"{summary.planned} planned",
         markup=False,
     )
-    stem = col.path.stem
+    stem = col.id if col.overrides else col.path.stem
     out.print(f"next: harness report {stem}" + (" --smoke" if smoke else "") + (f" --store {shown(store)}" if store else ""),
               markup=False)
 
@@ -364,7 +357,9 @@ def list_(store: str | None = StoreOpt):
         for reg in regs:
             planned = int(reg.tags.get("harness.planned", 0)) or _planned(reg.declaration)
             done, _ = progress_counts(st, hid, reg.version, planned)
-            table.add_row(hid, f"v{reg.number} {reg.version}", reg.registered_at, f"{done} / {planned}",
+            name = f"{hid} (exploratory: {' '.join(reg.declaration['exploratory'])})" \
+                if reg.declaration.get("exploratory") else hid
+            table.add_row(name, f"v{reg.number} {reg.version}", reg.registered_at, f"{done} / {planned}",
                           reg.tags.get("harness.verdict", "not reported"))
     out.print(table)
 
@@ -478,7 +473,7 @@ def ui(
     err.print(f"starting MLflow's UI over {uri} ...", markup=False)
     # Same process group (Ctrl-C, or a kill of the group, reaches the server too) and, on
     # Linux, a parent-death signal: the server never outlives `harness ui`.
-    proc = subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent)
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=die_with_parent)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -507,16 +502,6 @@ def ui(
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-
-
-def _die_with_parent() -> None:
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the process group still covers Ctrl-C
-        pass
 
 
 @app.command()

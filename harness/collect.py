@@ -7,6 +7,7 @@ wrong and how to fix it: never a traceback.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import importlib.util
@@ -35,6 +36,7 @@ class Collected:
     path: Path
     hypothesis: Hypothesis
     source: str  # the file's text, stored with the registration record
+    overrides: tuple = ()  # `harness run --set` arguments: an exploratory version (harness.explore)
 
 
 def resolve(target: str | Path) -> Path:
@@ -56,7 +58,8 @@ def resolve(target: str | Path) -> Path:
     return path
 
 
-def collect(target: str | Path, *, smoke: bool = False, isolated: bool = False) -> Collected:
+def collect(target: str | Path, *, smoke: bool = False, isolated: bool = False,
+            overrides: tuple | list = ()) -> Collected:
     """Import one hypothesis file and return its validated declaration.
 
     ``smoke=True`` gives the labelled smoke version: 2 seeds, a tiny training budget, its own
@@ -64,6 +67,8 @@ def collect(target: str | Path, *, smoke: bool = False, isolated: bool = False) 
     ``isolated=True`` (`harness check`) imports the file in a child process first, killed after
     the import timeout whatever the file does (ignores SIGALRM, starts a thread, kills its own
     process), and imports it here only once the child succeeded (see :mod:`harness.isolate`).
+    ``overrides`` (``--set training.steps=300``, :mod:`harness.explore`) give an exploratory
+    version, stored apart as ``<id>@explore``: never the registered study.
 
     Example::
 
@@ -99,7 +104,7 @@ def collect(target: str | Path, *, smoke: bool = False, isolated: bool = False) 
             f"  hint: a hypothesis file only declares; move long work out of it (or raise ${ENV_IMPORT_TIMEOUT})"
         ) from None
     except DeclarationError as exc:
-        raise CollectionError(str(exc.at(_where(path, exc)))) from None
+        raise CollectionError(str(exc.at(_field_where(path, source, exc)))) from None
     except SyntaxError as exc:
         raise CollectionError(
             f"{path}:{exc.lineno}: syntax error: {exc.msg}\n  {(exc.text or '').rstrip()}\n"
@@ -122,6 +127,14 @@ def collect(target: str | Path, *, smoke: bool = False, isolated: bool = False) 
             f"{path}: no module-level `hypothesis = Hypothesis(...)` (found {type(hyp).__name__})\n"
             "  hint: assign your declaration to a variable named `hypothesis`; see `harness new NAME`"
         )
+    if overrides:
+        from harness.explore import EXPLORE_SUFFIX, apply
+
+        if smoke:
+            raise CollectionError("--set with --smoke: an exploratory version has its own budget\n"
+                                  "  hint: leave out --smoke, and --set training.steps=... for a short run")
+        return Collected(f"{path.stem}{EXPLORE_SUFFIX}", path, apply(hyp, list(overrides)), source,
+                         tuple(overrides))
     if smoke:
         return Collected(f"{path.stem}{SMOKE_SUFFIX}", path, smoke_version(hyp), source)
     return Collected(path.stem, path, hyp, source)
@@ -265,3 +278,43 @@ def _where(path: Path, exc: BaseException) -> str:
         if Path(frame.filename).resolve() == path:
             line = frame.lineno
     return f"{path}:{line}" if line else str(path)
+
+
+def _field_where(path: Path, source: str, exc: DeclarationError) -> str:
+    """``file:line`` of the bad field itself (``model="vea"`` -> the line of ``model=``), found in the
+    file's syntax tree under the call the error came from; else the call's line (:func:`_where`)."""
+    where = _where(path, exc)
+    line = int(where.rsplit(":", 1)[1]) if where != str(path) else None
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return where
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+             and (line is None or n.lineno <= line <= (n.end_lineno or n.lineno))]
+    named = [c for c in calls if getattr(c.func, "id", getattr(c.func, "attr", None)) == "Hypothesis"]
+    parts = str(exc.field).split(".")
+    for call, path_parts in [(c, parts) for c in named] + [(c, parts[-1:]) for c in sorted(
+            calls, key=lambda c: (c.end_lineno or c.lineno) - c.lineno)]:
+        found = _locate(call, path_parts)
+        if found is not None:
+            return f"{path}:{found}"
+    return where
+
+
+def _locate(node: ast.AST, parts: list[str]) -> int | None:
+    """The line of the keyword argument / dict key named by ``parts``, descending from ``node``."""
+    found = None
+    for part in parts:
+        if isinstance(node, ast.Call):
+            hit = next((k for k in node.keywords if k.arg == part), None)
+            if hit is None:
+                break
+            found, node = hit.lineno, hit.value
+        elif isinstance(node, ast.Dict):
+            i = next((i for i, k in enumerate(node.keys) if isinstance(k, ast.Constant) and k.value == part), None)
+            if i is None:
+                break
+            found, node = node.keys[i].lineno, node.values[i]
+        else:
+            break
+    return found

@@ -52,7 +52,8 @@ _IDX_FILES = {
 _IDX_SOURCES = {
     "mnist": (
         "MNIST",
-        "http://yann.lecun.com/exdb/mnist/ (mirror: https://ossci-datasets.s3.amazonaws.com/mnist/)",
+        "`harness fetch mnist` (pinned, hash-checked), or http://yann.lecun.com/exdb/mnist/ "
+        "(mirror: https://ossci-datasets.s3.amazonaws.com/mnist/)",
     ),
     "fashion_mnist": (
         "FashionMNIST",

@@ -402,7 +402,7 @@ class Variant:
 
 def check_choice(name: str, value: object, allowed: tuple) -> None:
     if value not in allowed:
-        raise DeclarationError(name, value, f"one of {list(allowed)}")
+        raise DeclarationError(name, value, f"one of {list(allowed)}", choices=allowed)
 
 
 def is_real(v: object) -> bool:

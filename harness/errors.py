@@ -21,10 +21,16 @@ class DeclarationError(HarnessError, ValueError):
     is filled in by :mod:`harness.collect` when the declaration came from a file.
     """
 
-    def __init__(self, field: str, value: object, allowed: str, *, what: str | None = None):
+    def __init__(self, field: str, value: object, allowed: str, *, what: str | None = None, choices=None):
         self.field = field
         self.value = value
         self.allowed = allowed
+        if choices is not None and isinstance(value, str):  # a typo: `vea` -> "did you mean 'vae'?"
+            import difflib
+
+            close = difflib.get_close_matches(value, [str(c) for c in choices], n=1, cutoff=0.6)
+            if close:
+                self.allowed = f"did you mean {close[0]!r}? ({allowed})"
         self.what = what or f"invalid value for {field!r}"
         self.location: str | None = None
         super().__init__(self._format())

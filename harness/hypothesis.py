@@ -95,6 +95,7 @@ class Hypothesis:
     training: Training = field(default_factory=Training)
     tuning: Tuning | None = None  # the pre-registered tuning budget (None: the declared values as they are)
     smoke: bool = False  # a labelled smoke run: tiny budget, never evidence
+    exploratory: tuple = ()  # the `harness run --set` overrides of an exploratory version (harness.explore)
     first_seed: int = 0  # confirmatory seeds are first_seed .. first_seed + seeds - 1: start a
     # confirmatory version past the seeds its pilot used, so the pilot is never in its sample
 
@@ -121,7 +122,8 @@ class Hypothesis:
                 what="seed range overlaps the tuning seeds",
             )
         if self.dataset not in DATASETS:
-            raise DeclarationError("dataset", self.dataset, f"one of {sorted(DATASETS)}", what="unknown dataset")
+            raise DeclarationError("dataset", self.dataset, f"one of {sorted(DATASETS)}", what="unknown dataset",
+                                   choices=DATASETS)
         if not isinstance(self.ablate, dict) or len(self.ablate) != 1:
             raise DeclarationError(
                 "ablate", self.ablate, "a dict with exactly one factor: {'factor': [control, treatment, ...]}"
@@ -139,7 +141,7 @@ class Hypothesis:
                 raise DeclarationError(
                     where, name,
                     f"one of {sorted(MODELS)}, or a model registered with @register_model in the hypothesis file",
-                    what="unknown model",
+                    what="unknown model", choices=MODELS,
                 )
         self._model_names = list(dict.fromkeys(names))
         models = [MODELS[n] for n in self._model_names]
@@ -149,6 +151,7 @@ class Hypothesis:
                 raise DeclarationError(
                     "prediction.metric", self.prediction.metric,
                     f"a metric model {name!r} reports: {list(allowed_metrics)}", what="unknown metric",
+                    choices=allowed_metrics,
                 )
         config_fields = {f.name for m in models for f in dataclasses.fields(m.Config)} | {"model"}
         allowed = sorted(config_fields | set(TRAINING_FIELDS))
@@ -159,7 +162,7 @@ class Hypothesis:
                 if name not in config_fields and name not in TRAINING_FIELDS:
                     raise DeclarationError(
                         f"{where}.{name}", name, f"a config field of model {'/'.join(self._model_names)} or training: {allowed}",
-                        what="unknown config field",
+                        what="unknown config field", choices=allowed,
                     )
         seen: dict[str, str] = {}
         for where, mapping in (("fixed", self.fixed), ("ablate", self.ablate), ("strata", self.strata)):
@@ -395,6 +398,8 @@ class Hypothesis:
             # left out at 0 (the default), so that files written before it keep their hash
             **({"first_seed": self.first_seed} if self.first_seed else {}),
             **({"tuning": self.tuning.canonical()} if self.tuning is not None else {}),
+            # left out when empty: a registered declaration's hash never depends on it
+            **({"exploratory": list(self.exploratory)} if self.exploratory else {}),
         }
 
     @property

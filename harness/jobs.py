@@ -46,7 +46,7 @@ _CLAIMS: dict = {}
 def seed_caches(col, store, claims) -> None:
     """In-process execution: the driver's own objects serve its jobs (no second import of the
     hypothesis file, no second store or claims connection)."""
-    _COLLECTED[str(col.path), col.hypothesis.smoke] = col
+    _COLLECTED[str(col.path), col.hypothesis.smoke, tuple(col.overrides)] = col
     _STORES[store.uri, str(store.root)] = store
     _CLAIMS[repr(sorted(claims.spec().items()))] = claims
 
@@ -60,9 +60,9 @@ def _context(spec: dict):
 
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
-    key = (spec["path"], spec["smoke"])
+    key = (spec["path"], spec["smoke"], tuple(spec.get("overrides", ())))
     if key not in _COLLECTED:
-        _COLLECTED[key] = collect(spec["path"], smoke=spec["smoke"])
+        _COLLECTED[key] = collect(spec["path"], smoke=spec["smoke"], overrides=key[2])
     col = _COLLECTED[key]
     reg = spec["reg"]
     if col.hypothesis.version != reg.version:
@@ -98,7 +98,8 @@ def run_job(spec: dict) -> dict:
 
             st = tuning.storage(spec.get("optuna"), store.root)
             res = tuning.tune_variant(col, store, reg, _variant(col, spec), st, device=spec["device"],
-                                      block_size=spec.get("block_size"), progress=spec.get("progress"), claims=claims)
+                                      block_size=spec.get("block_size"), progress=spec.get("progress"), claims=claims,
+                                      training=spec.get("training"))
             out = {"trained": res.trained, "complete": res.complete, "busy": res.busy}
         else:
             raise HarnessError(f"unknown job kind {spec['kind']!r}")

@@ -41,6 +41,7 @@ def run_study(
     on_training: Callable[[float, int], None] | None = None,
     executor=None,
     claims=None,
+    on_phase: Callable[[str, int], None] | None = None,
 ) -> RunSummary:
     """Train every (variant, seed) of ``reg``'s version not yet done.
 
@@ -57,6 +58,8 @@ def run_study(
     ``on_progress(ended_runs, total_runs)`` is called when runs have ended (logged, terminal);
     ``on_training(trained, total_runs)`` as training advances inside a block (in run units,
     fractional; in-process only): a block's runs end only after all its seeds trained.
+    ``on_phase(name, total_runs)`` starts a phase ("tuning", then "confirmatory"): the two
+    callbacks' counts are the current phase's (trial runs while tuning), never carried over.
     """
     import time
 
@@ -69,13 +72,15 @@ def run_study(
     if n_seeds is None and isinstance(hyp.seeds, Sequential):  # look by look, stop when decided
         return run_sequential(col, store, reg, device=device, workers=workers, block_size=block_size,
                               on_progress=on_progress, optuna_storage=optuna_storage, executor=executor,
-                              claims=claims)
+                              claims=claims, on_training=on_training, on_phase=on_phase)
     t0 = time.perf_counter()
     variants, busy, tuned_runs = hyp.variants, [], 0
     if hyp.tuning is not None:
         variants, busy, tuned_runs = _tune(col, store, reg, device, block_size, optuna_storage, on_progress,
-                                           executor, claims)
+                                           executor, claims, on_training=on_training, on_phase=on_phase)
     total = len(hyp.variants) * (n_seeds or hyp.seeds)
+    if on_phase:
+        on_phase("confirmatory", total)
     summary = RunSummary(planned=total, tuning_trained=tuned_runs)
     for v in busy:
         summary.messages.append(
@@ -141,7 +146,8 @@ MAX_LOST_ROUNDS = 3
 
 def _spec(col: Collected, store, reg, claims, variant: Variant, device: str) -> dict:
     """The plain-data part of a job spec shared by both kinds (see :mod:`harness.jobs`)."""
-    return {"path": str(col.path), "smoke": col.hypothesis.smoke, "store": store.uri, "root": str(store.root),
+    return {"path": str(col.path), "smoke": col.hypothesis.smoke, "overrides": list(col.overrides),
+            "store": store.uri, "root": str(store.root),
             "claims": claims.spec(), "reg": reg, "level": variant.level, "stratum": variant.stratum,
             "changes": tuned_changes(col, variant), "device": device}
 
@@ -241,7 +247,8 @@ def run_sequential(col: Collected, store, reg, **kw) -> RunSummary:
     return summary
 
 
-def _tune(col: Collected, store, reg, device, block_size, optuna_storage, on_progress, executor=None, claims=None):
+def _tune(col: Collected, store, reg, device, block_size, optuna_storage, on_progress, executor=None, claims=None,
+          on_training=None, on_phase=None):
     """Phase 1: every variant's tuning to its full budget, one job per variant (they run in
     parallel on a pool or a cluster; each trains its trials in blocks). Returns (variants at
     their best configurations, variants another process is still tuning, trial runs trained)."""
@@ -255,7 +262,7 @@ def _tune(col: Collected, store, reg, device, block_size, optuna_storage, on_pro
     store.set_tag(reg.run_id, "optuna_storage", tuning.storage_label(optuna_storage, store.root))
     total = hyp.n_tuning_runs
     summary = RunSummary()
-    state = {"trained": 0}
+    state = {"trained": 0, "announced": False}
 
     def make_specs():
         specs, waiting = [], 0
@@ -267,6 +274,9 @@ def _tune(col: Collected, store, reg, device, block_size, optuna_storage, on_pro
                 continue
             specs.append({**_spec(col, store, reg, claims, v, device), "kind": "tune", "seeds": [],
                           "block_size": block_size, "optuna": optuna_storage})
+        if specs and on_phase and not state["announced"]:  # a tuning left to do: its own display
+            state["announced"] = True
+            on_phase("tuning", total)
         return specs, waiting
 
     def absorb(spec: dict, c: dict) -> None:
@@ -277,13 +287,19 @@ def _tune(col: Collected, store, reg, device, block_size, optuna_storage, on_pro
     def in_process(spec: dict) -> dict:
         base: list[int] = []
 
-        def prog(n: int) -> None:  # n counts this job's trials from 0; the base is taken at its first call
+        def prog(n: int) -> None:  # n counts this job's trial runs from 0; the base is taken at its first call
             if not base:
                 base.append(state["trained"])
             if on_progress:
                 on_progress(base[0] + n, total)
 
-        return {**spec, "progress": prog}
+        def training(x: float) -> None:  # x: this job's trial runs trained so far, fractional (steps)
+            if not base:
+                base.append(state["trained"])
+            if on_training:
+                on_training(base[0] + x, total)
+
+        return {**spec, "progress": prog, "training": training}
 
     _drive(executor, claims, make_specs, absorb, in_process, summary, col, store)
     best, busy, chosen = [], [], {}

@@ -159,11 +159,14 @@ def tune_variant(
     block_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     claims=None,
+    training: Callable[[float], None] | None = None,
 ) -> Tuned:
     """Run ``variant``'s tuning to its full budget (resuming what exists). Returns its best.
 
     ``claims`` (:mod:`harness.claims`, default flock files under the store root) makes this
-    process the only one tuning the variant; its lease (or flock) is held throughout."""
+    process the only one tuning the variant; its lease (or flock) is held throughout.
+    ``progress(n)``: n trial runs ended (after each block); ``training(x)``: x trial runs trained
+    so far, fractional, as a block's steps advance (the blocks' ``engine.train_block`` progress)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -229,6 +232,7 @@ def tune_variant(
                 n = _train_trials(
                     col, store, reg, variant, members, ds, model_cls, dev, scored, name, study, provenance,
                     still_ours=(lambda: lease_key in claims.still_held([lease_key])) if claims.waits else None,
+                    progress=None if training is None else (lambda x, base=trained: training(base + x)),
                 )
                 if n < 0:  # the lease was lost: the new holder repairs these trials and goes on
                     return _best(hyp, variant, study, busy=True)
@@ -239,7 +243,7 @@ def tune_variant(
 
 
 def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored, name, study, provenance,
-                  still_ours=None) -> int:
+                  still_ours=None, progress=None) -> int:
     """Train a group of asked trials of equal shape as one block, log them, tell Optuna.
     Returns the runs trained, or -1 when ``still_ours()`` says the variant's lease was lost:
     then nothing is told (the new holder fails these trials and asks again)."""
@@ -283,8 +287,9 @@ def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored,
             run_ids.append(store.start_trial(reg, col.id, variant, trial.number, s, params, tags))
         failpoints.hit("trial.started")
         phase = "training"
+        cb = None if progress is None else (lambda step, steps: progress(len(seeds) * step / steps))
         results = engine.train_block(
-            model_cls, tv0.model_config, training0, ds, seeds, dev, members=member_cfgs
+            model_cls, tv0.model_config, training0, ds, seeds, dev, members=member_cfgs, progress=cb
         )
         phase = "logging"
         for res, rid, (trial, _tv) in zip(results, run_ids, owner):

@@ -107,11 +107,11 @@ def test_progress_counts_ended_runs_and_training_separately(project, cli):
     write(project / "hypotheses" / "tiny.py", tiny_hypothesis(seeds=2, steps=10))
     r = cli("run", "tiny", "--block-size", "2")
     assert r.exit_code == 0, r.output
-    ended = [int(m) for m in re.findall(r"^runs (\d+)/4 ended", r.output, re.M)]
+    ended = [int(m) for m in re.findall(r"^confirmatory: runs (\d+)/4 ended", r.output, re.M)]
     assert ended == [0, 2, 4], r.output  # one line per block that ended; never a run that has not
     lines = r.output.splitlines()
-    first_block_trained = next(i for i, s in enumerate(lines) if s.startswith("training: 50%"))
-    assert first_block_trained < next(i for i, s in enumerate(lines) if s.startswith("runs 2/4 ended"))
+    first_block_trained = next(i for i, s in enumerate(lines) if s.startswith("confirmatory: training 50%"))
+    assert first_block_trained < next(i for i, s in enumerate(lines) if s.startswith("confirmatory: runs 2/4 ended"))
 
 
 def test_output_to_a_pipe_is_not_squeezed(project):
