@@ -92,7 +92,8 @@ def config_fields(cls: type) -> list[dict]:
 
 def models() -> list[dict]:
     """Every registered model (built-in, and any a collected hypothesis file registered)."""
-    from harness.hypothesis import SAMPLE_METRICS
+    from harness.hypothesis import metrics_of
+    from harness.likelihood import KIND, source_of
     from harness.models.base import can_sample
     from harness.registry import MODELS
 
@@ -102,8 +103,11 @@ def models() -> list[dict]:
         # cls.__doc__, not inspect.getdoc: that would inherit nn.Module's docstring.
         doc = (cls.__doc__ or inspect.getmodule(cls).__doc__ or "").strip().splitlines()
         sampling = can_sample(cls)
-        metrics = list(cls.metrics) + (list(SAMPLE_METRICS) if sampling else [])
+        metrics = list(metrics_of(cls))
+        src = source_of(cls)
         out.append({
+            "likelihood": f"test_nll = {src} ({KIND.get(src, 'as the model reports it')})" if src
+            else "no likelihood (no test_nll)",
             "name": name, "class": f"{cls.__module__}.{cls.__qualname__}", "summary": doc[0] if doc else "",
             "fields": config_fields(cls.Config), "can_sample": sampling,
             "metrics": [{"name": m, "direction": metric_direction(m, cls), "unit": metric_unit(m).strip()}
@@ -149,6 +153,10 @@ def metrics() -> list[dict]:
     for name, row in by.items():
         if name in SAMPLE_METRIC_DIRECTIONS:
             row["note"] = "computed by the harness on samples (local-classifier features vs the test split)"
+        if name == "test_nll":
+            row["note"] = ("every family's test NLL under one name: the model's exact nll, else its iwae_nll "
+                           "(an estimate, an upper bound in expectation), else its nll_bound (a variational bound); "
+                           "`harness catalog models` says which per model")
     return [by[k] for k in sorted(by)]
 
 

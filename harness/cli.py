@@ -527,6 +527,7 @@ def catalog(
                 say(f"  {head:<{width}}  {f['comment']}".rstrip())
             say("  metrics: " + ", ".join(f"{x['name']} ({x['direction']}{', ' + x['unit'] if x['unit'] else ''})"
                                           for x in m["metrics"]))
+            say(f"  likelihood: {m['likelihood']}")
         from harness.catalog import config_fields
         from harness.hypothesis import Training
 

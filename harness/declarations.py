@@ -381,8 +381,11 @@ def metrics_of(model_cls: type) -> tuple[str, ...]:
     """The metrics a model's runs report: its own plus the harness's sample-quality metrics."""
     from harness.models.base import GenerativeModel
 
+    from harness.likelihood import NAME, source_of
+
     extra = SAMPLE_METRICS if model_cls.sample is not GenerativeModel.sample else ()
-    return tuple(model_cls.metrics) + extra
+    common = (NAME,) if source_of(model_cls) is not None and NAME not in model_cls.metrics else ()
+    return tuple(model_cls.metrics) + common + extra
 
 
 @dataclass(frozen=True)

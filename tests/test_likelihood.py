@@ -1,0 +1,39 @@
+"""test_nll: one name for every family's test NLL (harness/likelihood.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import data
+from harness.engine import train_block
+from harness.errors import DeclarationError
+from harness.hypothesis import Hypothesis, Prediction, Training, metrics_of
+from harness.likelihood import source_of
+from harness.registry import MODELS
+
+TINY = Training(steps=3, batch_size=16, eval_samples=2, n_samples=4)
+
+
+@pytest.mark.parametrize("name, source", [("vae", "iwae_nll"), ("made", "nll"), ("ddpm", "nll_bound"),
+                                          ("realnvp", "nll_bound"), ("gan", None), ("flow_matching", None)])
+def test_each_family_names_its_likelihood_source(name, source):
+    cls = MODELS[name]
+    assert source_of(cls) == source
+    assert ("test_nll" in metrics_of(cls)) == (source is not None)
+
+
+@pytest.mark.parametrize("name, config", [("vae", {"latent_dim": 2, "hidden": 16}), ("made", {"hidden": 16})])
+def test_test_nll_is_the_source_metric_of_each_run(name, config):
+    cls = MODELS[name]
+    res = train_block(cls, cls.Config(**config), TINY, data.load("digits"), [0, 1], "cpu")
+    for r in res:
+        assert r.metrics["test_nll"] == r.metrics[source_of(cls)]
+
+
+def test_a_cross_family_likelihood_prediction_checks_and_a_gan_is_refused():
+    ok = Hypothesis(claim="c", model="vae", ablate={"model": ["vae", "made"]},
+                    prediction=Prediction(metric="test_nll", direction="lower", effect=1.0))
+    assert [v.model for v in ok.variants] == ["vae", "made"]
+    with pytest.raises(DeclarationError, match="test_nll"):
+        Hypothesis(claim="c", model="vae", ablate={"model": ["vae", "gan"]},
+                   prediction=Prediction(metric="test_nll", direction="lower", effect=1.0))
