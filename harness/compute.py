@@ -59,18 +59,23 @@ def count(model_cls: type, config, dataset, batch_size: int) -> Count:
 def _measure(model_cls: type, config, dataset, bsz: int) -> Count:
     from torch.utils.flop_counter import FlopCounterMode
 
+    from harness.models.groups import loss_methods
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = model_cls(config, dataset.shape, dataset.levels)
     params = sum(p.numel() for p in model.parameters())
     x = dataset.train[:bsz].cpu()
     try:
-        nz = model.noise("loss", bsz, 1, torch.Generator().manual_seed(0), torch.device("cpu"))
-        counter = FlopCounterMode(display=False)
-        with counter:
-            loss, _ = model.loss(x, nz)
-            loss.backward()
-        flops = int(counter.get_total_flops())
+        g = torch.Generator().manual_seed(0)
+        flops = 0
+        for method in loss_methods(model_cls, config):  # one step: each update's forward + backward
+            nz = model.noise("loss", bsz, 1, g, torch.device("cpu"))
+            counter = FlopCounterMode(display=False)  # entering a counter resets it: one per update
+            with counter:
+                out = getattr(model, method)(x, nz)
+                out[0].backward()
+            flops += int(counter.get_total_flops())
     except Exception as exc:  # noqa: BLE001  (any failure means: not countable)
         return Count(0, params, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     return Count(flops, params, "" if flops > 0 else "FlopCounterMode counted 0 FLOPs (no matmul-class op)")

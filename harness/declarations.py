@@ -379,9 +379,8 @@ SAMPLE_METRICS = ("fid", "kid", "kid_std", "precision", "recall", "density", "co
 
 def metrics_of(model_cls: type) -> tuple[str, ...]:
     """The metrics a model's runs report: its own plus the harness's sample-quality metrics."""
-    from harness.models.base import GenerativeModel
-
     from harness.likelihood import NAME, source_of
+    from harness.models.base import GenerativeModel
 
     extra = SAMPLE_METRICS if model_cls.sample is not GenerativeModel.sample else ()
     common = (NAME,) if source_of(model_cls) is not None and NAME not in model_cls.metrics else ()

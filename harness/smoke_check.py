@@ -126,13 +126,18 @@ def _contract(model_cls: type, config, ds, training, what: str) -> None:
     g = torch.Generator(device=dev).manual_seed(0)
     n = min(N_EXAMPLES, ds.train.shape[0])
     x = ds.train[:n].reshape(n, -1).float()
-    noise = _call(model_cls, "noise", what, model.noise, "loss", n, 1, g, dev)
-    out = _call(model_cls, "loss", what, model.loss, x, noise)
-    if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
-        raise _bad(model_cls, "loss", what, f"a {type(out).__name__}", "(scalar loss, dict of logged terms)")
-    loss = out[0]
-    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-        raise _bad(model_cls, "loss", what, _shape(loss), "a scalar tensor (shape []): the mean over the minibatch")
+    from harness.models.groups import is_grouped, loss_methods
+
+    for method in loss_methods(model_cls, config):  # "loss", or each update of a grouped model's first stage
+        noise = _call(model_cls, "noise", what, model.noise, "loss", n, 1, g, dev)
+        out = _call(model_cls, method, what, getattr(model, method), x, noise)
+        sizes = (2, 3) if is_grouped(model_cls) else (2,)  # a grouped update may return new buffers
+        if not (isinstance(out, tuple) and len(out) in sizes and isinstance(out[1], dict)):
+            raise _bad(model_cls, method, what, f"a {type(out).__name__}", "(scalar loss, dict of logged terms)")
+        loss = out[0]
+        if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+            raise _bad(model_cls, method, what, _shape(loss),
+                       "a scalar tensor (shape []): the mean over the minibatch")
     with torch.no_grad():
         k = training.eval_samples
         noise = _call(model_cls, "noise", what, model.noise, "evaluate", n, k, g, dev)

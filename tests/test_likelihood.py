@@ -37,3 +37,23 @@ def test_a_cross_family_likelihood_prediction_checks_and_a_gan_is_refused():
     with pytest.raises(DeclarationError, match="test_nll"):
         Hypothesis(claim="c", model="vae", ablate={"model": ["vae", "gan"]},
                    prediction=Prediction(metric="test_nll", direction="lower", effect=1.0))
+
+
+def test_grouped_models_pass_check_and_count_flops_per_update(project, cli):
+    """A GAN (two parameter groups) is checked through its own update methods and its FLOPs per
+    step are those of its D and G updates, not of a `loss` it does not have."""
+    from harness.compute import count
+
+    gan = MODELS["gan"]
+    ds = data.load("digits")
+    one = count(gan, gan.Config(d_steps=1), ds, 32)
+    two = count(gan, gan.Config(d_steps=2), ds, 32)
+    assert one.flops_per_step > 0 and two.flops_per_step > one.flops_per_step  # a second D update costs more
+    (project / "hypotheses" / "g.py").write_text(
+        "from harness import Hypothesis, Prediction, Training\n"
+        "hypothesis = Hypothesis(claim='c', model='vae', ablate={'model': ['vae', 'gan']},\n"
+        "    prediction=Prediction(metric='precision', direction='higher', effect=0.05),\n"
+        "    training=Training(steps=5, batch_size=16, sample_metrics=True))\n")
+    r = cli("check", "g")
+    assert r.exit_code == 0, r.output
+    assert "FLOPs not countable" not in r.output, r.output

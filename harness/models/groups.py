@@ -142,3 +142,14 @@ def group_of(model_cls: type, param_name: str) -> str:
             "every parameter must match the prefixes of exactly one group"
         )
     return hits[0]
+
+
+def loss_methods(model_cls: type, config) -> list[str]:
+    """The loss methods one training step calls, in order: ``["loss"]`` for an ungrouped model,
+    else the updates of the FIRST stage, repeats expanded (``harness.compute`` counts a step's
+    FLOPs from them; a later stage such as VQ-VAE's prior is cheaper, so a grouped model's
+    FLOPs per step are those of its first stage: an over-count that, under ``match="flops"``,
+    gives it fewer steps, never more)."""
+    if not is_grouped(model_cls):
+        return ["loss"]
+    return [u.method for u in plan_stages(model_cls, config)[0].updates]
