@@ -54,8 +54,8 @@ def budget_frame(shift_of, budgets=(10, 20, 40), n=8, variants=("a", "b", "c"), 
 
 def test_one_budget_decides_exactly_as_without_budgets():
     f = budget_frame(lambda v, b: 0.5 * (v != "a"), budgets=(40,))
-    with_b = decide(f, Prediction(**PRED), control="a")
-    without = decide(f.drop(columns=["budget", "budget_steps"]), Prediction(**PRED), control="a")
+    with_b = decide(f, Prediction(**PRED), control="a", power=False)
+    without = decide(f.drop(columns=["budget", "budget_steps"]), Prediction(**PRED), control="a", power=False)
     assert list(with_b.comparisons["budget"]) == [40, 40]
     pd.testing.assert_frame_equal(with_b.comparisons.drop(columns="budget"), without.comparisons)
     assert (with_b.outcome, with_b.p_value, with_b.ci, with_b.family_size) == (
@@ -65,7 +65,7 @@ def test_one_budget_decides_exactly_as_without_budgets():
 
 def test_all_budgets_form_one_holm_family():
     f = budget_frame(lambda v, b: {"a": 0, "b": 0.15, "c": 0.3}[v] * b / 40)
-    v = decide(f, Prediction(**PRED, budgets="all"), control="a")
+    v = decide(f, Prediction(**PRED, budgets="all"), control="a", power=False)
     c = v.comparisons
     assert v.family_size == 6 and len(c) == 6  # 2 comparisons x 1 stratum x 3 budgets
     assert sorted(zip(c["budget"], c["treatment"])) == sorted((b, t) for b in (10, 20, 40) for t in "bc")
@@ -96,7 +96,7 @@ def test_named_budgets_confirm_and_the_others_are_exploratory():
                    power=False)
     np.testing.assert_allclose(exploratory["effect"].to_numpy(), alone.comparisons["effect"].to_numpy())
     # the default ("final") decides the last budget only
-    final = decide(f, Prediction(**PRED), control="a")
+    final = decide(f, Prediction(**PRED), control="a", power=False)
     assert set(final.comparisons["budget"]) == {40} and final.family_size == 2
     with pytest.raises(ValueError, match=r"budget\(s\) \[30\] are not in the frame"):
         decide(f, Prediction(**PRED, budgets=(30,)), control="a")
@@ -113,7 +113,7 @@ def test_final_budget_and_mask():
 def test_a_flipping_effect_is_a_finding():
     # b beats a early (0.5 at 10 and 20 steps) and loses late (-0.5 at 40): the ranking flips
     f = budget_frame(lambda v, b: (0.5 if b < 40 else -0.5) * (v == "b"), variants=("a", "b"))
-    v = decide(f, Prediction(**PRED, budgets="all"), control="a")
+    v = decide(f, Prediction(**PRED, budgets="all"), control="a", power=False)
     flips = ranking_flips(v.by_budget)
     assert [(x["from"], x["to"], x["clear"]) for x in flips] == [(20, 40, True)]
     decl = {"ablate": {"model": ["a", "b"]}, "training": {}}
@@ -123,7 +123,7 @@ def test_a_flipping_effect_is_a_finding():
     assert "the ranking flips between 20 and 40 steps" in out["findings"][0]
     assert out["budgets"]["confirmatory"] == [10, 20, 40] and out["budgets"]["figure"].svg.startswith(b"<?xml")
     steady = budget_frame(lambda v, b: 0.5 * (v == "b"), variants=("a", "b"))
-    assert ranking_flips(decide(steady, Prediction(**PRED, budgets="all"), control="a").by_budget) == []
+    assert ranking_flips(decide(steady, Prediction(**PRED, budgets="all"), control="a", power=False).by_budget) == []
 
 
 def test_still_improving_fires_above_half_the_effect_and_not_when_flat():
@@ -142,7 +142,7 @@ def test_still_improving_fires_above_half_the_effect_and_not_when_flat():
     # worsening is not improving; in a higher-is-better metric the same fall is a worsening
     assert still_improving(moving, e, higher_is_better=True) == []
     # in the report: the warning's words
-    v = decide(moving, Prediction(**PRED, budgets="all"), control="a")
+    v = decide(moving, Prediction(**PRED, budgets="all"), control="a", power=False)
     decl = {"ablate": {"model": ["a", "b"]}, "training": {}}
     out = budget_section(moving, v, Prediction(metric="nll", direction="lower", effect=e), decl, "model", "", False, {})
     assert [w["kind"] for w in out["warnings"]] == ["still improving"]
@@ -151,7 +151,7 @@ def test_still_improving_fires_above_half_the_effect_and_not_when_flat():
 
 def test_one_budget_checks_the_training_history_or_says_it_needs_evaluate_at():
     f = budget_frame(lambda v, b: 0.5 * (v == "b"), budgets=(100,), variants=("a", "b"))
-    v = decide(f, Prediction(**PRED), control="a")
+    v = decide(f, Prediction(**PRED), control="a", power=False)
     decl = {"ablate": {"model": ["a", "b"]}, "training": {}}
     out = budget_section(f, v, Prediction(**PRED), decl, "model", "", False, {"loss": {}})
     assert out["warnings"] == [] and any("evaluate_at" in n for n in out["notes"])
