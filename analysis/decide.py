@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.budgets import decide_by_budget
 from analysis.comparison import READINGS, compare, comparison_outcome, comparison_reading, keyed_rng
 from analysis.estimands import ESTIMANDS, IMPLIED_ESTIMAND, TESTS
 from analysis.explain import decision_rules, explain
@@ -99,6 +100,8 @@ class Verdict:
     estimand: str = ""  # "mean", "median" or "pseudomedian" (declared, or implied by the test)
     power: float = math.nan  # P(overall "supported") at effect E for the declared test, simulated
     seeds_for_80_power: float = math.nan  # seeds per comparison for overall power 0.8
+    by_budget: pd.DataFrame | None = None  # with a frame's `budget` column: every budget's comparisons
+    # (confirmatory and exploratory; analysis.budgets); None without one
 
     def to_dict(self) -> dict:
         """A JSON-able summary (tables as lists of records; non-finite numbers as None)."""
@@ -142,6 +145,7 @@ class Verdict:
             "comparisons": self.comparisons.to_dict(orient="records"),
             "iqm": self.iqm.to_dict(orient="records"),
             "failures": self.failures.to_dict(orient="records"),
+            **({"by_budget": self.by_budget.to_dict(orient="records")} if self.by_budget is not None else {}),
         })
 
 
@@ -188,6 +192,9 @@ def decide(
 
     ``frame``: columns ``variant`` (str), ``seed`` (int), ``value`` (float; NaN or +-inf for
     a failed or diverged run), optional ``stratum`` (str; absent or "" for a single stratum).
+    With a ``budget`` column (``analysis.load``: one row per run and budget) each confirmatory
+    budget (``prediction.budgets``) joins the family and every other budget is reported as
+    exploratory: ``analysis.budgets.decide_by_budget``.
     ``prediction``: a ``harness.Prediction`` (metric, direction, effect, alpha, test,
     correction, failed). ``control``: the control variant; default the first variant in order
     of appearance. ``seed`` seeds the one Generator behind every resampled number;
@@ -205,6 +212,9 @@ def decide(
     ('supported', 1.02)
     """
     pred = _check_prediction(prediction)
+    if isinstance(frame, pd.DataFrame) and "budget" in frame.columns:  # one row per (run, budget)
+        return decide_by_budget(frame, prediction, control, decide, seed=seed, n_permutations=n_permutations,
+                                n_bootstrap=n_bootstrap, power=power)
     for name, v, low in (("seed", seed, 0), ("n_permutations", n_permutations, 1),
                          ("n_bootstrap", n_bootstrap, 1)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool):

@@ -47,6 +47,8 @@ def forest_plot(v, prediction, units: str) -> Figure:
 
     c = v.comparisons
     labels = [f"{r.treatment} vs {r.control}" + (f" | {r.stratum}" if r.stratum else "") for r in c.itertuples()]
+    if "budget" in c.columns and c["budget"].nunique() > 1:  # several confirmatory budgets (issue 19)
+        labels = [f"{lab} @ {b} steps" for lab, b in zip(labels, c["budget"])]
     fig, ax = plt.subplots(figsize=(6.5, 0.6 * len(c) + 1.4))
     y = np.arange(len(c))[::-1]
     ax.axvspan(-prediction.effect, prediction.effect, color="0.9", label="|effect| < smallest effect of interest")
@@ -132,4 +134,46 @@ def history_plot(curves: dict[str, dict[str, list[list[tuple[int, float]]]]]) ->
     return render(fig)
 
 
-__all__ = ["Figure", "drawing", "forest_plot", "history_plot", "paired_plot", "render"]
+def budget_curve_plot(curve, prediction, units: str, x_of: dict, x_label: str, factor: str) -> Figure:
+    """The compute curve: every comparison's effect and interval against its budget (log x
+    axis; ``x_of`` maps a budget to its x value, steps or FLOPs). Confirmatory budgets are
+    filled markers, exploratory ones open."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    ax.axhspan(-prediction.effect, prediction.effect, color="0.9", label="|effect| < smallest effect of interest")
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.axhline(prediction.effect, color="tab:green", ls="--", lw=0.8, label="smallest effect of interest")
+    groups = list(dict.fromkeys(zip(curve["stratum"], curve["control"], curve["treatment"])))
+    for j, (s, c, t) in enumerate(groups):
+        g = curve[(curve["stratum"] == s) & (curve["control"] == c) & (curve["treatment"] == t)].sort_values("budget")
+        x = np.array([x_of[b] for b in g["budget"]], dtype=float)
+        # a little offset per comparison (in log space) so overlapping intervals stay readable
+        x = x * (1 + 0.03 * (j - (len(groups) - 1) / 2))
+        eff = g["effect"].to_numpy(float)
+        lo = np.where(np.isfinite(g["ci_low"].to_numpy(float)), g["ci_low"].to_numpy(float), eff)
+        hi = np.where(np.isfinite(g["ci_high"].to_numpy(float)), g["ci_high"].to_numpy(float), eff)
+        color = f"C{j}"
+        name = f"{factor} = {t} vs {c}" + (f" | {s}" if s else "")
+        ax.plot(x, eff, "-", color=color, lw=1, label=name)
+        ax.errorbar(x, eff, yerr=[np.maximum(eff - lo, 0), np.maximum(hi - eff, 0)], fmt="none", ecolor=color,
+                    capsize=3, lw=1)
+        conf = g["confirmatory"].to_numpy(bool)
+        ax.plot(x[conf], eff[conf], "o", color=color, ms=6)
+        ax.plot(x[~conf], eff[~conf], "o", mfc="white", mec=color, ms=6)
+    ax.set_xscale("log")
+    # ticks at the budgets themselves, written as numbers (the log axis' own labels are mathtext)
+    from matplotlib.ticker import NullLocator
+
+    xs = sorted(set(x_of.values()))
+    ax.set_xticks(xs, [str(int(v)) if float(v).is_integer() and v < 1e6 else f"{v:.3g}" for v in xs])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(f"improvement in {prediction.metric}{units}")
+    ax.set_title("effect at every budget (filled: confirmatory; open: exploratory)", fontsize=9)
+    ax.legend(fontsize=7, frameon=False, loc="best")
+    fig.tight_layout()
+    return render(fig)
+
+
+__all__ = ["Figure", "budget_curve_plot", "drawing", "forest_plot", "history_plot", "paired_plot", "render"]

@@ -135,9 +135,11 @@ def _terminal_table(v, units):
     t = Table(title=Text(f"verdict: {v.outcome} (family of {getattr(v, 'family_size', len(v.comparisons))})"))
     for c in ("stratum", "treatment vs control", "pairs", "effect", "CI", "p adj", "P(better)", "outcome"):
         t.add_column(c)
+    several = "budget" in v.comparisons.columns and v.comparisons["budget"].nunique() > 1  # issue 19
     for r in v.comparisons.itertuples():
+        where = ", ".join(x for x in (r.stratum, f"{r.budget} steps" if several else "") if x) or "-"
         cells = (
-            r.stratum or "-", f"{r.treatment} vs {r.control}", str(r.n_pairs), f"{fmt(r.effect)}{units}",
+            where, f"{r.treatment} vs {r.control}", str(r.n_pairs), f"{fmt(r.effect)}{units}",
             f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]", fmt(r.p_adjusted), fmt(r.prob_better), r.outcome,
         )
         t.add_row(*(Text(str(x)) for x in cells))

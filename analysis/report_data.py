@@ -14,7 +14,7 @@ import importlib.metadata
 import json
 import shlex
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.budgets import final_budget
+from analysis.curves import COMPUTE_METRICS, budget_section, compute_rows
 from analysis.decide import decide
 from analysis.figures import Figure, drawing, forest_plot, history_plot, paired_plot, render
 from analysis.load import load
@@ -85,14 +87,19 @@ class ReportData:
     generated: str
     looks: list[dict]
     tuning: dict | None
+    # issue 19: the verdict at every budget ("rows", "confirmatory", "all", "spec", "axis",
+    # "figure"; None with one budget) and the findings the curve shows (a ranking that flips)
+    budgets: dict | None = None
+    findings: list[str] = field(default_factory=list)
 
 
 def build_report_data(hypothesis_id: str, st, version: str | None = None, seed: int | None = None) -> ReportData:
     """Read and analyse one study version: the whole report as one :class:`ReportData`."""
     from harness.hypothesis import Prediction
 
-    frame = load(hypothesis_id, st, version)
-    reg = frame.attrs["registration"]
+    by_budget = load(hypothesis_id, st, version)  # one row per run and budget
+    frame = final_budget(by_budget)  # one row per run: everything but the verdict and the curve
+    reg = by_budget.attrs["registration"]
     decl = reg.declaration
     prediction = Prediction(**decl["prediction"])
     factor = next(iter(decl["ablate"]))
@@ -108,7 +115,8 @@ def build_report_data(hypothesis_id: str, st, version: str | None = None, seed: 
         )
     if seed is None:  # seeded from the study itself: the same store gives the same report, bit for bit
         seed = int(reg.version, 16) % 2**32
-    verdict = decide(frame[["variant", "stratum", "seed", "value"]], prediction, control=levels[0], seed=seed)
+    cols = ["variant", "stratum", "seed", "value"] + (["budget"] if "budget" in by_budget.columns else [])
+    verdict = decide(by_budget[cols], prediction, control=levels[0], seed=seed)
     complete = done >= planned
     units = metric_unit(prediction.metric)
     named = [f"{factor} = {lv}" for lv in levels]  # "beta = 4.0", not a bare "4.0"
@@ -128,12 +136,22 @@ def build_report_data(hypothesis_id: str, st, version: str | None = None, seed: 
     runs = _runs_part(st, hypothesis_id, reg, frame, prediction, levels, seed)
     secondary, used = runs.pop("secondary"), runs.pop("used")
     warnings = warnings_for(frame, verdict, secondary, runs.pop("errors"), runs["can_sample"], factor)
+    histories = _histories(st, frame, used, factor, levels)
     with drawing():
         figures = {
             "forest": forest_plot(verdict, prediction, units),
             "paired": paired_plot(frame, levels, prediction, units),
-            "histories": history_plot(_histories(st, frame, used, factor, levels)),
+            "histories": history_plot(histories),
         }
+        budgets = budget_section(by_budget, verdict, prediction, decl, factor, units,
+                                 prediction.metric in runs.pop("higher"), histories)
+    if budgets["budgets"] is not None:
+        figures["budgets"] = budgets["budgets"]["figure"]
+        b = budgets["budgets"]
+        headline += (f" Confirmatory budget{'s' if len(b['confirmatory']) > 1 else ''}: "
+                     f"{', '.join(map(str, b['confirmatory']))} steps (prediction.budgets = {b['spec']!r}); "
+                     f"every budget in 'Budgets'.")
+    warnings += budgets["warnings"]
     samples = _sample_grids(st, frame, levels)
     real = _real_images(decl["dataset"]) if samples else None
     versions = _versions(st.registrations(hypothesis_id), reg)
@@ -152,15 +170,17 @@ def build_report_data(hypothesis_id: str, st, version: str | None = None, seed: 
         iqm=_records(getattr(verdict, "iqm", None)), secondary=secondary,
         metric_units={r["metric"]: metric_unit(r["metric"]) for r in secondary},
         warnings=warnings,
-        notes=[n for n in verdict.notes if "cannot reach significance" not in n],
-        declaration=_declaration_rows(decl, factor, levels) + variant_rows(st, reg, used, factor), docstring=_docstring(source), source=source,
+        notes=[n for n in verdict.notes if "cannot reach significance" not in n] + budgets["notes"],
+        declaration=(_declaration_rows(decl, factor, levels) + variant_rows(st, reg, used, factor)
+                     + compute_rows(_in_level_order(frame, levels), factor)), docstring=_docstring(source), source=source,
         source_sha=sha, ui=_ui_links(st, used, reg), figures=figures, samples=samples, real=real,
         failures=_failures(_in_level_order(frame, levels)), versions=versions, provenance=provenance,
         packages={p: _version(p) for p in PACKAGES},
         reproduce=_reproduce(hypothesis_id, st.uri, reg.version, provenance["git commit"], seed, decl),
         complete=complete, done=done, planned=planned, smoke=decl.get("smoke", False), units=units,
         generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        looks=_sequential_looks(st, hypothesis_id, reg.version), tuning=tuning, **runs,
+        looks=_sequential_looks(st, hypothesis_id, reg.version), tuning=tuning,
+        budgets=budgets["budgets"], findings=budgets["findings"], **runs,
     )
 
 
@@ -202,12 +222,13 @@ def _runs_part(st, hypothesis_id: str, reg, frame: pd.DataFrame, prediction, lev
     higher = {m for r in used for m in r.data.tags.get("harness.higher_is_better", "").split(",") if m}
     higher |= {m for m, d in SAMPLE_METRIC_DIRECTIONS.items() if d == "higher"}
     sampling = {r.data.tags.get("harness.can_sample") for r in used} - {None}
-    metric_names = sorted({k for r in used for k in r.data.metrics if not k.startswith("train/") and k != "seconds"},
+    metric_names = sorted({k for r in used for k in r.data.metrics
+                           if not k.startswith("train/") and k not in COMPUTE_METRICS},
                           key=lambda m: (m != prediction.metric, m))
     secondary = secondary_table(frame, metric_names, levels, higher, prediction.alpha,
                                 np.random.default_rng([seed, 1]))
     errors = {r.info.run_id: r.data.tags.get("harness.error", "diverged") for r in used}
-    return {"wall": wall, "compute": compute, "used": used, "secondary": secondary, "errors": errors,
+    return {"wall": wall, "compute": compute, "used": used, "secondary": secondary, "errors": errors, "higher": higher,
             "can_sample": None if not sampling else "True" in sampling}
 
 

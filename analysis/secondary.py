@@ -101,10 +101,12 @@ def warnings_for(frame: pd.DataFrame, verdict, secondary: list[dict], errors: di
         if "cannot reach significance" in note:
             out.append({"kind": "too few seeds", "text": note})
     c = verdict.comparisons
+    several = "budget" in c.columns and c["budget"].nunique() > 1  # one family over budgets (issue 19)
     for r in c.itertuples():
         if not (math.isfinite(r.ci_low) and math.isfinite(r.ci_high)):
+            at = f" at {r.budget} steps" if several else ""
             out.append({"kind": "unbounded interval", "text": (
-                f"{factor} = {r.treatment} vs {r.control}{' in ' + r.stratum if r.stratum else ''}: the interval is "
+                f"{factor} = {r.treatment} vs {r.control}{' in ' + r.stratum if r.stratum else ''}{at}: the interval is "
                 f"[{r.ci_low:g}, {r.ci_high:g}] with {r.n_pairs} pairs: the data cannot bound the effect; "
                 "this comparison says nothing either way. Run more seeds.")})
     if can_sample is False:

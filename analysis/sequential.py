@@ -26,6 +26,7 @@ import numpy as np
 from scipy import stats as st
 
 from analysis.boundaries import boundaries, check_looks, nominal_levels
+from analysis.budgets import BUDGET_COLUMNS, final_budget
 from analysis.decide import decide
 
 __all__ = ["LookDecision", "analyse_look", "decide_look"]
@@ -142,6 +143,8 @@ def analyse_look(frame, prediction, design, look: int, previous: tuple[str, ...]
     alpha = float(prediction.alpha)
     m_guess = None
     first = int(frame.attrs.get("first_seed", 0) if first_seed is None else first_seed)
+    # Looks decide on each run's final budget (a sequential design declares budgets="final").
+    frame = final_budget(frame).drop(columns=[c for c in BUDGET_COLUMNS if c in frame.columns])
     sub = frame[(frame["seed"] >= first) & (frame["seed"] < first + n)]
     # one decide() call at the RCI level: its p-values do not depend on alpha, and its interval
     # at that level IS the repeated confidence interval of this look

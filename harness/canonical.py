@@ -34,9 +34,14 @@ def diff_declarations(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 def prediction_canonical(p) -> dict:
     # estimand=None (the default) is left out so that files written before it keep their hash.
+    # budgets="final" (the default) likewise: declarations before issue 19 keep their version.
     out = dataclasses.asdict(p)
     if out.get("estimand") is None:
         out.pop("estimand", None)
+    if out.get("budgets", "final") == "final":
+        out.pop("budgets", None)
+    elif not isinstance(out["budgets"], str):
+        out["budgets"] = list(out["budgets"])
     return out
 
 

@@ -173,7 +173,8 @@ def check(
         out.print("[yellow]smoke mode: a tiny budget to check the plumbing; not evidence[/]")
     from analysis.power import reachability_warnings
 
-    for w in reachability_warnings(h.prediction, h.seeds, (len(h.levels) - 1) * len(h.strata_ids)):
+    family = (len(h.levels) - 1) * len(h.strata_ids) * len(h.confirmatory_budgets)  # x budgets: issue 19
+    for w in reachability_warnings(h.prediction, h.seeds, family):
         out.print(f"[yellow]warning: {w}[/]", markup=True, highlight=False)
     from harness.smoke_check import N_EXAMPLES, check_models
 

@@ -154,7 +154,11 @@ def smoke_version(hyp: Hypothesis) -> Hypothesis:
         n_samples=min(t.n_samples, 64), evaluate_at=tuple(at),
     )
     tuning = hyp.tuning and dataclasses.replace(hyp.tuning, trials=min(hyp.tuning.trials, 2), seeds_per_trial=1)
-    return dataclasses.replace(hyp, seeds=2, training=training, tuning=tuning, smoke=True)
+    prediction = hyp.prediction
+    if isinstance(prediction.budgets, tuple):  # named budgets shrink as evaluate_at does
+        budgets = {steps if k >= t.steps else max(1, k * steps // t.steps) for k in prediction.budgets}
+        prediction = dataclasses.replace(prediction, budgets=tuple(sorted(budgets)))
+    return dataclasses.replace(hyp, seeds=2, training=training, tuning=tuning, smoke=True, prediction=prediction)
 
 
 class _ImportExit(BaseException):  # not Exception: a file's `except Exception` must not swallow it

@@ -24,6 +24,7 @@ TESTS = ESTIMAND_TESTS  # the paired tests, in one table with their estimands (a
 # own centre (pseudo-median for permutation / wilcoxon, mean for t).
 CORRECTIONS = ("holm", "bh")
 FAILED_POLICIES = ("worst", "exclude")
+BUDGET_CHOICES = ("final", "all")  # Prediction.budgets as a word; else a tuple of evaluated steps
 PRECISIONS = ("fp32", "bf16", "fp16")  # Training.precision: never switched on silently
 # Bounds checked at declaration, so a runaway value fails in `check`, not minutes into `run`
 # (seeds=10**9 once spent 85 s building a job list before a MemoryError).
@@ -59,6 +60,9 @@ class Prediction:
     failed: str = "worst"  # failed/diverged runs: "worst" outcome for their variant, or "exclude"
     estimand: str | None = None  # what "improves by E" means: "mean", "median" or
     # "pseudomedian" (centre of a symmetric law); None = implied by the test (old files)
+    budgets: str | tuple[int, ...] = "final"  # which training budgets (Training.evaluate_at and
+    # steps) are confirmatory: "final" (steps only), "all", or a tuple of evaluated steps; the
+    # family is comparisons x strata x confirmatory budgets; the others are exploratory
 
     def __post_init__(self) -> None:
         if not isinstance(self.metric, str) or not self.metric:
@@ -89,6 +93,21 @@ class Prediction:
             raise DeclarationError(
                 "prediction.alpha", self.alpha, "a significance level strictly between 0 and 0.5, e.g. 0.05"
             )
+        self._check_budgets()
+
+    def _check_budgets(self) -> None:
+        b = self.budgets
+        fix = ('"final" (the final steps only), "all" (every evaluated budget) or a tuple of evaluated '
+               "steps, e.g. (4000, 8000)")
+        if isinstance(b, str):
+            check_choice("prediction.budgets", b, BUDGET_CHOICES)
+            return
+        if not isinstance(b, (tuple, list)) or not b or not all(
+                isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in b):
+            raise DeclarationError("prediction.budgets", b, fix)
+        if len(set(b)) != len(b):
+            raise DeclarationError("prediction.budgets", b, fix, what="duplicate budgets")
+        object.__setattr__(self, "budgets", tuple(sorted(b)))  # a list (from JSON) is the tuple it means
 
     def sentence(self, control: str, treatment: str) -> str:
         """The prediction in plain words."""

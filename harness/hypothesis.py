@@ -199,6 +199,7 @@ class Hypothesis:
                                    what="grid too large")
         # Build every variant now: an invalid value for a config field fails here, not mid-study.
         self._variants = self._expand()
+        self._check_prediction_budgets()
         if self.tuning is not None:
             self._check_tuning(config_fields)
             self._check_match_with_tuning(models)
@@ -272,6 +273,40 @@ class Hypothesis:
                 training = dataclasses.replace(self.training, **train_kw)
                 out.append(Variant(level_id(level), stratum, config, training, model))
         return out
+
+    @property
+    def evaluated_budgets(self) -> tuple[int, ...]:
+        """The budgets (steps) every stratum's control is evaluated at: the budget labels of
+        ``analysis.load`` (other variants' budgets pair with them by position)."""
+        sets = [set(v.training.budgets) for v in self._variants if v.level == self.control]
+        return tuple(sorted(set.intersection(*sets)))
+
+    @property
+    def confirmatory_budgets(self) -> tuple[int, ...]:
+        """The budgets in the family (``prediction.budgets`` resolved): the final steps, every
+        evaluated budget, or the named ones."""
+        b = self.prediction.budgets
+        if b == "all":
+            return self.evaluated_budgets
+        if b == "final":
+            return (max(v.training.steps for v in self._variants if v.level == self.control),)
+        return tuple(b)
+
+    def _check_prediction_budgets(self) -> None:
+        b = self.prediction.budgets
+        if b == "final":
+            return
+        if isinstance(self.seeds, Sequential):
+            raise DeclarationError("prediction.budgets", b, '"final" with a Sequential seed design: its looks '
+                                   "decide on the final budget (drop budgets=, or use a fixed number of seeds)")
+        evaluated = self.evaluated_budgets
+        missing = [k for k in (b if isinstance(b, tuple) else ()) if k not in evaluated]
+        if missing:
+            raise DeclarationError(
+                "prediction.budgets", b,
+                f"budgets the runs are evaluated at: {list(evaluated)} (training.evaluate_at and steps); "
+                f"{missing} {'is' if len(missing) == 1 else 'are'} not: add {'it' if len(missing) == 1 else 'them'} "
+                "to training.evaluate_at, or name evaluated budgets", what="budget not evaluated")
 
     def _where(self, name: str) -> str:
         return next((w for w, m in (("fixed", self.fixed), ("ablate", self.ablate), ("strata", self.strata))

@@ -54,7 +54,8 @@ def check_models(col: Collected) -> tuple[int, float]:
             continue
         seen.add(key)
         t = v.training
-        training = dataclasses.replace(t, steps=1, batch_size=min(t.batch_size, N_EXAMPLES), log_every=1,
+        # evaluate_at=(): one step has no earlier budgets (a declared (10,) is above steps=1)
+        training = dataclasses.replace(t, steps=1, evaluate_at=(), batch_size=min(t.batch_size, N_EXAMPLES), log_every=1,
                                        eval_samples=min(t.eval_samples, 2), n_samples=min(t.n_samples, N_SAMPLES))
         what = f"variant {v.id!r} (model {v.model!r})"
         with torch.random.fork_rng(devices=[]):  # the check never moves the caller's random state
