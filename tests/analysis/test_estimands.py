@@ -26,7 +26,7 @@ def frame(d):
 
 def test_estimand_picks_its_test_and_rejects_an_invalid_one():
     assert Prediction("nll", "lower", 0.5).test == "permutation"
-    assert Prediction("nll", "lower", 0.5, estimand="mean").test == "bootstrap_t"
+    assert Prediction("nll", "lower", 0.5, estimand="mean").test == "t"  # issue 22
     assert Prediction("nll", "lower", 0.5, estimand="median").test == "sign"
     assert Prediction("nll", "lower", 0.5, estimand="pseudomedian", test="wilcoxon").test == "wilcoxon"
     with pytest.raises(DeclarationError, match="estimand='median'"):
@@ -55,7 +55,9 @@ def test_median_estimand_reports_the_median_and_the_sign_test():
 
 
 def test_readings_effect_shown_and_equivalence():
-    rng = np.random.default_rng(1)
+    # seed 0: none of these normal draws is flagged as skewed (seed 1's first one is, by
+    # chance, and Cochran's rule then caps the mean at inconclusive; issue 22)
+    rng = np.random.default_rng(0)
     big = decide(frame(2.0 + 0.1 * rng.standard_normal(12)), Prediction("nll", "lower", 0.5, test="t"), control="a")
     assert big.outcome == "supported" and big.reading == "effect >= E shown"
     tiny = decide(frame(0.01 * rng.standard_normal(12)), Prediction("nll", "lower", 0.5, test="t"), control="a")
