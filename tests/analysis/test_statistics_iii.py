@@ -97,8 +97,8 @@ def test_the_means_default_test_is_t():
 
 
 def test_no_shipped_hypothesis_declares_the_mean_without_a_test():
-    from pathlib import Path
     import re
+    from pathlib import Path
     for path in Path(__file__).resolve().parents[2].joinpath("hypotheses").glob("*.py"):
         src = path.read_text()
         if re.search(r"estimand\s*=\s*['\"]mean['\"]", src):
@@ -136,5 +136,6 @@ def test_a_registered_mean_keeps_its_recorded_test():
     assert stored["test"] == "bootstrap_t"
     assert Prediction(**stored).test == "bootstrap_t"
     import inspect
+
     import analysis.report_data as rd
     assert 'Prediction(**decl["prediction"])' in inspect.getsource(rd)
