@@ -17,7 +17,7 @@ import pandas as pd
 
 from analysis.estimands import IMPLIED_ESTIMAND
 from analysis.power import overall_power, seeds_for_overall_power
-from analysis.stats_descriptive import prob_better, prob_better_interval
+from analysis.stats_descriptive import beyond_cochran, prob_better, prob_better_interval
 from analysis.stats_inputs import MAX_EXACT, paired_differences
 from analysis.stats_paired import paired_test
 from analysis.tidy import imputed_value
@@ -172,7 +172,7 @@ def compare(stratum, control, treatment, ctrl, trt, pred, m, rng, n_permutations
                      "resamples); its level is calibrated for n >= 8 in docs/statistics.md.")
     skew, skew_warn = skewness(d)
     estimand = getattr(pred, "estimand", None) or IMPLIED_ESTIMAND[pred.test]
-    if not why and estimand == "mean" and skew_warn and n <= 25 * skew**2:
+    if not why and estimand == "mean" and n >= 3 and bool(beyond_cochran(d)[0]):
         # Cochran's rule for the mean's normal approximation, n > 25 g1^2, applied when the
         # skewness is distinguishable from 0 (|G1| > 2 SE): otherwise sampling noise in G1
         # alone would cap a third of normal samples at n = 10 (docs/statistics.md).
