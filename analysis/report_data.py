@@ -117,14 +117,19 @@ def build_report_data(hypothesis_id: str, st, version: str | None = None, seed: 
     if decl.get("exploratory"):  # `harness run --set ...`: never the registered study, never evidence
         headline = (f"EXPLORATORY (--set {' --set '.join(decl['exploratory'])}): not the registered study. "
                     + headline)
+    appendix = []
     stop = reg.tags.get("harness.sequential_stop")
     if isinstance(decl.get("seeds"), dict) and stop is not None:
         # A sequential design decides at its looks' boundaries (harness.study.run_sequential); the
-        # fixed-design test of the same runs ignores the spending and is shown for reference only.
+        # fixed-design test of the same runs ignores the spending: an appendix line, never the
+        # headline (issue 22, item 5).
         seq = reg.tags.get("harness.verdict.sequential", "inconclusive")
         complete, outcome_tag = True, seq
+        appendix.append(f"Fixed-design reading of the same runs (not the registered analysis): {headline}")
         headline = (f"{seq.upper()} under the pre-registered sequential design (stopped at look {stop}; see "
-                    f"'Sequential looks'). Fixed-design reading of the same runs, for reference only: {headline}")
+                    "'Sequential looks').")
+    if why := reg.tags.get("harness.exploratory_design"):  # harness.feasibility.EXPLORATORY_TAG
+        headline = f"EXPLORATORY design (registered with --exploratory; {why}): not evidence. " + headline
     runs = _runs_part(st, hypothesis_id, reg, frame, prediction, levels, seed)
     secondary, used = runs.pop("secondary"), runs.pop("used")
     warnings = warnings_for(frame, verdict, secondary, runs.pop("errors"), runs["can_sample"], factor)
@@ -152,7 +157,7 @@ def build_report_data(hypothesis_id: str, st, version: str | None = None, seed: 
         iqm=_records(getattr(verdict, "iqm", None)), secondary=secondary,
         metric_units={r["metric"]: metric_unit(r["metric"]) for r in secondary},
         warnings=warnings,
-        notes=[n for n in verdict.notes if "cannot reach significance" not in n],
+        notes=[*appendix, *(n for n in verdict.notes if "cannot reach significance" not in n)],
         declaration=_declaration_rows(decl, factor, levels) + variant_rows(st, reg, used, factor), docstring=_docstring(source), source=source,
         source_sha=sha, ui=_ui_links(st, used, reg), figures=figures, samples=samples, real=real,
         failures=_failures(_in_level_order(frame, levels)), versions=versions, provenance=provenance,
