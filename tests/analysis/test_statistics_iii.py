@@ -139,3 +139,29 @@ def test_a_registered_mean_keeps_its_recorded_test():
 
     import analysis.report_data as rd
     assert 'Prediction(**decl["prediction"])' in inspect.getsource(rd)
+
+
+# 9 ------------------------------------------------------------------ expected best of n
+def test_expected_best_is_the_mean_over_every_n_subset():
+    import itertools
+
+    from analysis.tuning import expected_best
+    v = np.array([3.1, 0.4, 2.2, 5.0, 1.7, 4.4, 0.9])
+    for direction, pick in (("lower", min), ("higher", max)):
+        ns, mean, sd = expected_best(v, direction)
+        for n in ns:
+            best = [pick(c) for c in itertools.combinations(v, int(n))]
+            assert mean[n - 1] == pytest.approx(np.mean(best), rel=1e-12)
+            assert sd[n - 1] == pytest.approx(np.std(best), rel=1e-9, abs=1e-12)
+        assert mean[-1] == pick(v)  # a budget of every trial found the observed best
+
+
+def test_dodge_estimator_is_kept_as_an_option_with_replacement():
+    import itertools
+
+    from analysis.tuning import expected_best
+    v = np.array([3.0, 1.0, 2.0, 0.5])
+    _, mean, _ = expected_best(v, "lower", estimator="dodge")
+    brute = np.mean([min(c) for c in itertools.product(v, repeat=3)])
+    assert mean[2] == pytest.approx(brute)
+    assert mean[-1] > v.min()  # with replacement: biased away from the best at n = N
