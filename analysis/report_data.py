@@ -113,7 +113,12 @@ def build_report_data(hypothesis_id: str, st, version: str | None = None, seed: 
     units = metric_unit(prediction.metric)
     named = [f"{factor} = {lv}" for lv in levels]  # "beta = 4.0", not a bare "4.0"
     headline = _verdict_sentence(verdict, prediction, named[0], named, units, complete, done, planned)
-    outcome_tag = verdict.outcome if complete else f"{verdict.outcome} (interim)"
+    # `harness list` shows this tag: the full reading, as the report's headline gives it (issue 22)
+    outcome_tag = verdict.outcome + (" (possibly negligible)" if verdict.outcome == "supported"
+                                     and verdict.negligible else "")
+    if verdict.reading and verdict.reading not in (verdict.outcome, "inconclusive", "supported, E not shown"):
+        outcome_tag += f": {verdict.reading}"
+    outcome_tag = outcome_tag if complete else f"{outcome_tag} (interim)"
     if decl.get("exploratory"):  # `harness run --set ...`: never the registered study, never evidence
         headline = (f"EXPLORATORY (--set {' --set '.join(decl['exploratory'])}): not the registered study. "
                     + headline)
@@ -326,10 +331,16 @@ def _verdict_sentence(v, prediction, control, levels, units, complete, done, pla
     ci = f"[{fmt(v.ci[0])}, {fmt(v.ci[1])}]"
     treat = ", ".join(levels[1:])
     word = {"supported": "SUPPORTED", "refuted": "REFUTED", "inconclusive": "INCONCLUSIVE"}[v.outcome]
+    # The estimand's estimate with the test's own interval, and a p that names its test (issue 22).
+    row = v.comparisons.iloc[0] if len(v.comparisons) else {}
+    estimate = {"mean": "mean", "median": "median", "hodges-lehmann": "Hodges-Lehmann pseudo-median"}.get(
+        row.get("estimator", ""), "estimated")
+    test = row.get("test_used", prediction.test)
+    adjusted = f", {prediction.correction}-adjusted over {v.family_size}" if v.family_size > 1 else ""
     s = (
-        f"{word}: {treat} vs {control}: improvement in {prediction.metric} (predicted direction: "
-        f"{prediction.direction}) = {eff}, {100 * (1 - 2 * prediction.alpha):g}% CI {ci}, "
-        f"{'adjusted p' if v.family_size > 1 else 'one-sided p'} = {fmt(v.p_value)}; "
+        f"{word}: {treat} vs {control}: {estimate} improvement in {prediction.metric} (predicted direction: "
+        f"{prediction.direction}) = {eff}, {100 * (1 - 2 * prediction.alpha):g}% CI {ci} ({test} test), "
+        f"p = {fmt(v.p_value)}, one-sided {test}{adjusted}; "
         f"smallest effect of interest {prediction.effect:g}{units}."
     )
     if v.outcome == "supported" and getattr(v, "negligible", False):

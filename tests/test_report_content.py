@@ -145,9 +145,9 @@ def test_secondary_table_matches_scipy():
     ci = scipy.stats.ttest_1samp(b - a, 0).confidence_interval(0.90)
     assert trt["diff"] == pytest.approx(float(np.mean(b - a)))
     assert (trt["diff_low"], trt["diff_high"]) == pytest.approx((ci.low, ci.high))
-    assert trt["better"] == ("treatment" if ci.high < 0 else "unclear")
+    assert "better" not in trt  # issue 22: exploratory, uncorrected: no row names a winner
     higher = secondary_table(frame, ["nll"], ["c", "t"], {"nll"}, 0.05, np.random.default_rng(1))[1]
-    assert higher["direction"] == "higher" and higher["better"] == ("control" if ci.high < 0 else "unclear")
+    assert higher["direction"] == "higher"
 
 
 def test_warnings_name_collapse_divergence_too_few_seeds_and_unbounded_intervals():

@@ -165,3 +165,13 @@ def test_dodge_estimator_is_kept_as_an_option_with_replacement():
     brute = np.mean([min(c) for c in itertools.product(v, repeat=3)])
     assert mean[2] == pytest.approx(brute)
     assert mean[-1] > v.min()  # with replacement: biased away from the best at n = N
+
+
+# 7 ------------------------------------------------------------------ the verdict's words
+def test_headline_names_the_estimate_and_the_test_behind_p():
+    from analysis.report_data import _verdict_sentence  # noqa: PLC2701 (same-package test of a helper)
+    d = 1.5 + np.linspace(-0.5, 0.5, 10)
+    for test, estimate in (("wilcoxon", "Hodges-Lehmann pseudo-median"), ("sign", "median"), ("t", "mean")):
+        v = decide(frame({"": d}), pred(test=test), control="base", power=False)
+        s = _verdict_sentence(v, v.prediction, "base", ["base", "new"], "", True, 20, 20)
+        assert f"{estimate} improvement" in s and f", one-sided {test}" in s, s
