@@ -164,7 +164,8 @@ def test_warnings_name_collapse_divergence_too_few_seeds_and_unbounded_intervals
     assert "beta = t" in collapse and f"{COLLAPSE_RATE:g}" in collapse
     assert "step 3" in next(x["text"] for x in w if x["kind"] == "divergence")
     assert "unbounded interval" in kinds  # 2 pairs: the sign-flip interval cannot be bounded
-    healthy = _frame({"c": [1.0, 1.1, 0.9, 1.0], "t": [0.5, 0.6, 0.4, 0.5]},
+    # (differences that vary: identical ones are a zero-variance warning of their own, issue 22)
+    healthy = _frame({"c": [1.0, 1.1, 0.9, 1.0], "t": [0.45, 0.62, 0.4, 0.53]},
                      {"rate": {"c": [5.0] * 4, "t": [4.0] * 4}})
     sec = secondary_table(healthy, ["rate"], ["c", "t"], set(), 0.05, np.random.default_rng(0))
     v = decide(healthy[["variant", "stratum", "seed", "value"]],
