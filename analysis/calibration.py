@@ -20,16 +20,19 @@ import numpy as np
 
 from analysis.estimands import IMPLIED_ESTIMAND
 from analysis.power import simulated_pvalues
+from analysis.stats_descriptive import beyond_cochran
 from analysis.stats_paired import adjust_pvalues
 
 __all__ = ["DISTRIBUTIONS", "TEST_ESTIMAND", "draw", "error_rate", "adastop_side_by_side_rates", "location", "sequential_rates"]
 
-DISTRIBUTIONS = ("normal", "lognormal0.5", "lognormal1")
+DISTRIBUTIONS = ("normal", "lognormal0.5", "lognormal1", "t3")
 TEST_ESTIMAND = IMPLIED_ESTIMAND  # what each test estimates: the one table, analysis.estimands
 
 
 def draw(dist: str, sign: int, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Standardised draws (mean 0, SD 1); ``sign=-1`` mirrors a skewed law (left skew)."""
+    if dist == "t3":  # heavy-tailed, symmetric: Student t with 3 df scaled to SD 1
+        return rng.standard_t(3, shape) / math.sqrt(3.0)
     z = rng.standard_normal(shape)
     if dist == "normal":
         return z
@@ -42,7 +45,7 @@ def draw(dist: str, sign: int, shape: tuple[int, ...], rng: np.random.Generator)
 def location(dist: str, sign: int, estimand: str) -> float:
     """The estimand's value for the standardised law of :func:`draw` (pseudo-median numerically:
     the median of (X1 + X2) / 2 over 4 million pairs, error ~1e-3)."""
-    if estimand == "mean" or dist == "normal":
+    if estimand == "mean" or dist in ("normal", "t3"):  # symmetric: every centre is 0
         return 0.0
     sigma = float(dist.removeprefix("lognormal"))
     mean, sd = math.exp(sigma**2 / 2), math.sqrt((math.exp(sigma**2) - 1) * math.exp(sigma**2))
@@ -54,13 +57,15 @@ def location(dist: str, sign: int, estimand: str) -> float:
 
 def error_rate(test: str, dist: str, sign: int, *, n: int, truth: str, effect: float = 0.5,
                alpha: float = 0.05, strata: int = 1, correction: str = "holm",
-               estimand: str | None = None, replicates: int = 2000, seed: int = 0) -> float:
+               estimand: str | None = None, replicates: int = 2000, seed: int = 0,
+               cochran: bool = True) -> float:
     """P(an error) for the declared test, its estimand set to 0 or E in every stratum.
 
     ``truth="null"``: estimand = 0, the error is "supported" (any stratum, after ``correction``
     across ``strata`` comparisons); ``truth="effect"``: estimand = E (``effect`` SDs), the error
     is "refuted". ``estimand`` overrides the one the test targets (to measure a mismatch, e.g.
-    the sign-flip test read as a test of the mean).
+    the sign-flip test read as a test of the mean). ``cochran``: apply decide's cap (a test
+    of the mean whose differences fail Cochran's rule is at most inconclusive).
     """
     est = estimand or TEST_ESTIMAND[test]
     value = 0.0 if truth == "null" else effect
@@ -68,14 +73,19 @@ def error_rate(test: str, dist: str, sign: int, *, n: int, truth: str, effect: f
     shift = value - location(dist, sign, est)
     p_sup = np.empty((replicates, strata))
     p_non = np.empty((replicates, strata))
+    draws = []
     for k in range(strata):
         x = draw(dist, sign, (replicates, n), rng) + shift
+        draws.append(x)
         p_sup[:, k] = simulated_pvalues(test, x, 0.0, "greater", rng)
         p_non[:, k] = simulated_pvalues(test, x, effect, "less", rng)
     if strata > 1:
         p_sup, p_non = adjust_pvalues(p_sup, correction), adjust_pvalues(p_non, correction)
     refuted = p_non <= alpha
     supported = (p_sup <= alpha) & ~refuted
+    if TEST_ESTIMAND[test] == "mean" and cochran:  # decide's cap: skew beyond Cochran's rule
+        capped = np.stack([beyond_cochran(xs) for xs in draws], axis=1)
+        refuted, supported = refuted & ~capped, supported & ~capped
     err = supported if truth == "null" else refuted
     return float(err.any(axis=1).mean())
 

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.estimands import IMPLIED_ESTIMAND
 from analysis.power import overall_power, seeds_for_overall_power
-from analysis.stats_descriptive import prob_better, prob_better_interval
+from analysis.stats_descriptive import beyond_cochran, prob_better, prob_better_interval
 from analysis.stats_inputs import MAX_EXACT, paired_differences
 from analysis.stats_paired import paired_test
 from analysis.tidy import imputed_value
@@ -117,9 +118,21 @@ def compare(stratum, control, treatment, ctrl, trt, pred, m, rng, n_permutations
     fill = imputed if pred.failed == "worst" else math.nan
     c_val = np.where(c_failed, fill, c_raw)
     t_val = np.where(t_failed, fill, t_raw)
-    keep = ~(np.isnan(c_val) | np.isnan(t_val))  # only "exclude" leaves NaN here
-    d = paired_differences(c_val[keep], t_val[keep], pred.direction)
     both = ~c_failed & ~t_failed
+    # A pair in which BOTH runs failed says nothing about which variant is better: it is left
+    # out before testing under either policy (imputing it made a tie, d = 0, and a stratum
+    # where every run failed read as "equivalent within +-E"; issue 22, defect 1).
+    keep = ~(np.isnan(c_val) | np.isnan(t_val)) & ~(c_failed & t_failed)
+    why = ""
+    if not np.isfinite(pd.concat([ctrl["value"], trt["value"]]).to_numpy(float)).any():
+        why = "every run failed in this comparison's stratum: nothing to compare"
+    elif not both.any():
+        why = ("no pair in which both runs finished: failed runs alone cannot show which "
+               "variant is better")
+    if why:
+        keep[:] = False
+        notes.append(f"{where}: inconclusive, {why}.")
+    d = paired_differences(c_val[keep], t_val[keep], pred.direction)
     d_finished = paired_differences(
         ctrl.loc[seeds, "value"].to_numpy(float)[both], trt.loc[seeds, "value"].to_numpy(float)[both],
         pred.direction)
@@ -147,6 +160,10 @@ def compare(stratum, control, treatment, ctrl, trt, pred, m, rng, n_permutations
     if n >= 2 and sd == 0:
         notes.append(f"{where}: every paired difference is identical (zero variance); check that "
                      "seeds really vary initialisation, data order and noise.")
+    if res.fallback:
+        notes.append(f"{where}: zero variance: the {pred.test} statistic is infinite, so the exact "
+                     f"sign-flip ({res.fallback}) test was used instead; its p-value "
+                     f"{res.p_superiority:.4g} is the smallest {n} pairs can give.")
     if res.monte_carlo and pred.test == "permutation":
         notes.append(f"{where}: {n} pairs, so the sign-flip test used {n_permutations} random "
                      "sign patterns (Monte Carlo) instead of all 2^n.")
@@ -154,6 +171,15 @@ def compare(stratum, control, treatment, ctrl, trt, pred, m, rng, n_permutations
         notes.append(f"{where}: the studentised bootstrap with {n} pairs is rough (few distinct "
                      "resamples); its level is calibrated for n >= 8 in docs/statistics.md.")
     skew, skew_warn = skewness(d)
+    estimand = getattr(pred, "estimand", None) or IMPLIED_ESTIMAND[pred.test]
+    if not why and estimand == "mean" and n >= 3 and bool(beyond_cochran(d)[0]):
+        # Cochran's rule for the mean's normal approximation, n > 25 g1^2, applied when the
+        # skewness is distinguishable from 0 (|G1| > 2 SE): otherwise sampling noise in G1
+        # alone would cap a third of normal samples at n = 10 (docs/statistics.md).
+        why = (f"Cochran's rule n > 25 g1^2 fails ({n} <= {25 * skew**2:.0f}, skewness "
+               f"{skew:.2f}): the mean's test is not trustworthy for differences this skewed")
+        notes.append(f"{where}: at most inconclusive: {why}; declare estimand='median' (the "
+                     "exact sign test) for a skewed metric, or run more seeds.")
     delta = sesoi / sd if n >= 2 and sd > 0 else (math.inf if n >= 2 and sd == 0 else math.nan)
     return {
         "stratum": stratum,
@@ -188,6 +214,8 @@ def compare(stratum, control, treatment, ctrl, trt, pred, m, rng, n_permutations
         "p_noninf": res.p_noninferiority,
         "skewness": skew,
         "skew_warning": bool(skew_warn),
-        "imputed_value": imputed if pred.failed == "worst" and (c_failed | t_failed).any() else math.nan,
+        "imputed_value": imputed if pred.failed == "worst" and (c_failed ^ t_failed).any() else math.nan,
+        "why_inconclusive": why,
+        "test_used": res.fallback or pred.test,
     }, res
 

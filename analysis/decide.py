@@ -55,7 +55,7 @@ COMPARISON_COLUMNS = [
     "mean_difference", "sd_difference", "effect_finished_pairs", "control_mean", "monte_carlo",
     "n_resamples", "d_z", "adj_ci_low", "adj_ci_high", "adj_confidence", "p_at_effect",
     "p_at_effect_adjusted", "p_noninf", "p_noninf_adjusted", "reading", "skewness",
-    "skew_warning", "imputed_value",
+    "skew_warning", "imputed_value", "why_inconclusive", "test_used",
 ]
 
 
@@ -262,10 +262,14 @@ def decide(
         name = "p_adjusted" if col == "p_value" else f"{col}_adjusted"
         comp[name] = adjust_pvalues(comp[col].to_numpy(), pred.correction)
     comp["outcome"] = comparison_outcome(comp["p_adjusted"], comp["p_nonsup_adjusted"], alpha)
+    # Nothing to test (every run failed) or a mean the data cannot estimate (Cochran): at most
+    # inconclusive, whatever the p-values (why_inconclusive says which).
+    comp["outcome"] = np.where(comp["why_inconclusive"] != "", "inconclusive", comp["outcome"])
     comp["reading"] = comparison_reading(comp["outcome"], comp["p_at_effect_adjusted"],
                                          comp["p_noninf_adjusted"], alpha)
     # Negligible: supported, but the multiplicity-adjusted test cannot show the effect reaches E.
-    comp["negligible"] = (comp["p_adjusted"] <= alpha) & (comp["p_at_effect_adjusted"] > alpha)
+    comp["negligible"] = ((comp["p_adjusted"] <= alpha) & (comp["p_at_effect_adjusted"] > alpha)
+                          & (comp["why_inconclusive"] == ""))
     # Simultaneous intervals at the family's level: Bonferroni for holm, FCR (Benjamini-
     # Yekutieli 2005: level 1 - 2 alpha R / m, R = comparisons supported) for bh.
     n_sel = int((comp["p_adjusted"] <= alpha).sum())

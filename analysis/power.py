@@ -162,6 +162,33 @@ def smallest_pvalue(test: str, n: int) -> float:
     return 0.0
 
 
+def unreachable_design(prediction, seeds, family_size: int) -> str | None:
+    """Why the declared design can NEVER reach a verdict, or None when it can.
+
+    A fixed design: the test's smallest attainable p-value exceeds alpha / m (Holm's first
+    step), so no comparison can be supported or refuted. A sequential design: the same at the
+    LAST look's nominal level (earlier dead looks only waste a look: a warning, not this).
+
+    >>> from types import SimpleNamespace as NS
+    >>> unreachable_design(NS(test="permutation", alpha=0.05), 4, 1)[:40]
+    'with 4 seeds the permutation test can ne'
+    >>> unreachable_design(NS(test="permutation", alpha=0.05), 5, 1) is None
+    True
+    """
+    test, alpha, m = prediction.test, float(prediction.alpha), max(1, int(family_size))
+    looks = getattr(seeds, "looks", None)
+    n = int(looks[-1]) if looks is not None else int(seeds)
+    level = alpha / m if looks is None else nominal_levels(looks, alpha / m, seeds.spending)[-1]
+    p_min = smallest_pvalue(test, n)
+    if p_min <= level:
+        return None
+    need = next(k for k in range(n, 10_000) if smallest_pvalue(test, k) <= level)
+    return (f"with {n} seeds the {test} test can never reach a verdict: its smallest possible "
+            f"p-value is {p_min:.4g} > {level:.4g} (alpha / m, {m} comparison(s)"
+            + (", at the last look" if looks is not None else "") + f"). Fix: at least {need} "
+            "seeds, or test='t'")
+
+
 def reachability_warnings(prediction, seeds, family_size: int) -> list[str]:
     """Plain-language warnings when the declared seeds can never reach significance.
 

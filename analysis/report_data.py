@@ -121,18 +121,28 @@ def build_report_data(hypothesis_id: str, st, version: str | None = None, seed: 
     units = metric_unit(prediction.metric)
     named = [f"{factor} = {lv}" for lv in levels]  # "beta = 4.0", not a bare "4.0"
     headline = _verdict_sentence(verdict, prediction, named[0], named, units, complete, done, planned)
-    outcome_tag = verdict.outcome if complete else f"{verdict.outcome} (interim)"
+    # `harness list` shows this tag: the full reading, as the report's headline gives it (issue 22)
+    outcome_tag = verdict.outcome + (" (possibly negligible)" if verdict.outcome == "supported"
+                                     and verdict.negligible else "")
+    if verdict.reading and verdict.reading not in (verdict.outcome, "inconclusive", "supported, E not shown"):
+        outcome_tag += f": {verdict.reading}"
+    outcome_tag = outcome_tag if complete else f"{outcome_tag} (interim)"
     if decl.get("exploratory"):  # `harness run --set ...`: never the registered study, never evidence
         headline = (f"EXPLORATORY (--set {' --set '.join(decl['exploratory'])}): not the registered study. "
                     + headline)
+    appendix = []
     stop = reg.tags.get("harness.sequential_stop")
     if isinstance(decl.get("seeds"), dict) and stop is not None:
         # A sequential design decides at its looks' boundaries (harness.study.run_sequential); the
-        # fixed-design test of the same runs ignores the spending and is shown for reference only.
+        # fixed-design test of the same runs ignores the spending: an appendix line, never the
+        # headline (issue 22, item 5).
         seq = reg.tags.get("harness.verdict.sequential", "inconclusive")
         complete, outcome_tag = True, seq
+        appendix.append(f"Fixed-design reading of the same runs (not the registered analysis): {headline}")
         headline = (f"{seq.upper()} under the pre-registered sequential design (stopped at look {stop}; see "
-                    f"'Sequential looks'). Fixed-design reading of the same runs, for reference only: {headline}")
+                    "'Sequential looks').")
+    if why := reg.tags.get("harness.exploratory_design"):  # harness.feasibility.EXPLORATORY_TAG
+        headline = f"EXPLORATORY design (registered with --exploratory; {why}): not evidence. " + headline
     runs = _runs_part(st, hypothesis_id, reg, frame, prediction, levels, seed)
     secondary, used = runs.pop("secondary"), runs.pop("used")
     warnings = warnings_for(frame, verdict, secondary, runs.pop("errors"), runs["can_sample"], factor)
@@ -170,7 +180,7 @@ def build_report_data(hypothesis_id: str, st, version: str | None = None, seed: 
         iqm=_records(getattr(verdict, "iqm", None)), secondary=secondary,
         metric_units={r["metric"]: metric_unit(r["metric"]) for r in secondary},
         warnings=warnings,
-        notes=[n for n in verdict.notes if "cannot reach significance" not in n] + budgets["notes"],
+        notes=[*appendix, *(n for n in verdict.notes if "cannot reach significance" not in n), *budgets["notes"]],
         declaration=(_declaration_rows(decl, factor, levels) + variant_rows(st, reg, used, factor)
                      + compute_rows(_in_level_order(frame, levels), factor)), docstring=_docstring(source), source=source,
         source_sha=sha, ui=_ui_links(st, used, reg), figures=figures, samples=samples, real=real,
@@ -342,10 +352,16 @@ def _verdict_sentence(v, prediction, control, levels, units, complete, done, pla
     ci = f"[{fmt(v.ci[0])}, {fmt(v.ci[1])}]"
     treat = ", ".join(levels[1:])
     word = {"supported": "SUPPORTED", "refuted": "REFUTED", "inconclusive": "INCONCLUSIVE"}[v.outcome]
+    # The estimand's estimate with the test's own interval, and a p that names its test (issue 22).
+    row = v.comparisons.iloc[0] if len(v.comparisons) else {}
+    estimate = {"mean": "mean", "median": "median", "hodges-lehmann": "Hodges-Lehmann pseudo-median"}.get(
+        row.get("estimator", ""), "estimated")
+    test = row.get("test_used", prediction.test)
+    adjusted = f", {prediction.correction}-adjusted over {v.family_size}" if v.family_size > 1 else ""
     s = (
-        f"{word}: {treat} vs {control}: improvement in {prediction.metric} (predicted direction: "
-        f"{prediction.direction}) = {eff}, {100 * (1 - 2 * prediction.alpha):g}% CI {ci}, "
-        f"{'adjusted p' if v.family_size > 1 else 'one-sided p'} = {fmt(v.p_value)}; "
+        f"{word}: {treat} vs {control}: {estimate} improvement in {prediction.metric} (predicted direction: "
+        f"{prediction.direction}) = {eff}, {100 * (1 - 2 * prediction.alpha):g}% CI {ci} ({test} test), "
+        f"p = {fmt(v.p_value)}, one-sided {test}{adjusted}; "
         f"smallest effect of interest {prediction.effect:g}{units}."
     )
     if v.outcome == "supported" and getattr(v, "negligible", False):

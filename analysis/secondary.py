@@ -1,10 +1,11 @@
 """What the pre-registered test does not look at: every other metric, and the warnings a
 researcher must see before trusting a verdict (collapse, divergence, hopeless designs).
 
-The secondary table is descriptive: per variant the IQM with a bootstrap interval, per
+The secondary table is EXPLORATORY: per variant the IQM with a bootstrap interval, per
 treatment the mean paired difference to the control with a t interval, at the prediction's
-(1 - 2 alpha) level and with no multiplicity control. Nothing here is tested; nothing here
-changes the verdict.
+(1 - 2 alpha) level and with NO multiplicity control (many metrics x comparisons: some interval
+will exclude 0 by chance). Nothing here is tested, nothing says which variant it "favours"
+(issue 22: that wording read as a finding), and nothing here changes the verdict.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def secondary_table(frame: pd.DataFrame, metrics: list[str], levels: list[str], 
                 row = {"metric": metric, "stratum": stratum, "variant": variant, "n": int(vals.size),
                        "direction": "higher" if metric in higher else "lower", "iqm": math.nan,
                        "iqm_low": math.nan, "iqm_high": math.nan, "diff": None, "diff_low": None,
-                       "diff_high": None, "pairs": None, "better": None}
+                       "diff_high": None, "pairs": None}
                 if vals.size:
                     row["iqm"] = float(iqm(vals))
                     row["iqm_low"], row["iqm_high"] = iqm_interval(vals, alpha, rng)
@@ -56,9 +57,6 @@ def secondary_table(frame: pd.DataFrame, metrics: list[str], levels: list[str], 
                         row["diff"] = float(d.mean())
                         row["diff_low"], row["diff_high"] = t_interval(d, alpha) if d.size >= 2 else (-math.inf,
                                                                                                      math.inf)
-                        sign = 1 if metric in higher else -1
-                        lo, hi = sorted((sign * row["diff_low"], sign * row["diff_high"]))
-                        row["better"] = "treatment" if lo > 0 else "control" if hi < 0 else "unclear"
                 rows.append(row)
     return rows
 

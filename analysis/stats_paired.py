@@ -79,6 +79,9 @@ class PairedTest:
     p_at_effect: float = math.nan
     p_noninferiority: float = math.nan
     interval: Callable[[float], tuple[float, float]] | None = field(default=None, compare=False, repr=False)
+    # The test actually run when the declared one has no answer: "permutation" for t and
+    # bootstrap_t on differences with zero variance (their statistic is +-inf there).
+    fallback: str = ""
 
 
 def paired_test(
@@ -117,6 +120,12 @@ def paired_test(
         return PairedTest(test, 0, math.nan, est_name, math.nan, math.nan, conf, 1.0, 1.0, False, 0,
                           1.0, 1.0, lambda a: (math.nan, math.nan))
     monte_carlo, n_used = False, 0
+    declared, fallback = test, ""
+    if test in ("t", "bootstrap_t") and n >= 2 and np.ptp(x) <= 1e-12 * float(np.abs(x).max()):
+        # Zero variance: the t statistic is +-inf and its limit p = 0 claims more than n
+        # identical differences can show. The exact sign-flip test of the same mean gives the
+        # smallest p these n pairs can attain, 2^-n (issue 22, defect 2).
+        test, fallback = "permutation", "permutation"
     if test == "t":
         def pval(c, alt):
             return t_pvalue(x, null=c, alternative=alt)
@@ -164,9 +173,9 @@ def paired_test(
         estimate = float(x.mean())
     low, high = interval(alpha)
     return PairedTest(
-        test, n, float(estimate), est_name, low, high, conf, float(pval(0.0, "greater")),
+        declared, n, float(estimate), est_name, low, high, conf, float(pval(0.0, "greater")),
         float(pval(effect, "less")), monte_carlo, n_used, float(pval(effect, "greater")),
-        float(pval(-effect, "greater")), interval,
+        float(pval(-effect, "greater")), interval, fallback,
     )
 
 

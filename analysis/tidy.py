@@ -91,7 +91,7 @@ def imputed_value(values: pd.Series, pred: Any) -> float:
     """The value a failed run gets under the "worst" policy in one stratum."""
     finished = values[np.isfinite(values.to_numpy(float))].to_numpy(float)
     if finished.size == 0:
-        return 0.0  # every run failed: every pair is a tie whatever this value is
+        return math.nan  # every run failed: such a comparison is inconclusive, nothing imputed
     lo, hi = float(finished.min()), float(finished.max())
     worst = hi if pred.direction == "lower" else lo
     margin = hi - lo if hi > lo else max(abs(worst), 1.0)

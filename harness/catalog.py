@@ -20,7 +20,7 @@ import tokenize
 from harness.errors import HarnessError
 
 # The harness's own sample-quality metrics (harness.sample_metrics): which way is better.
-SAMPLE_METRIC_DIRECTIONS = {"fid": "lower", "kid": "lower", "kid_std": "lower", "precision": "higher",
+SAMPLE_METRIC_DIRECTIONS = {"fid": "lower", "fid_half": "lower", "fid_inf": "lower", "kid": "lower", "kid_std": "lower", "precision": "higher",
                             "recall": "higher", "density": "higher", "coverage": "higher"}
 
 

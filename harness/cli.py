@@ -44,6 +44,8 @@ out = _console()
 err = _console(stderr=True)
 
 StoreOpt = typer.Option(None, "--store", help="Tracking store URI (default sqlite:///runs/mlflow.db; env HARNESS_STORE).")
+ExploratoryOpt = typer.Option(False, "--exploratory", help="Allow a design that can never reach a verdict "
+                              "(too few seeds for the test); its report is labelled exploratory.")
 DataDirOpt = typer.Option(
     None, "--data-dir",
     help="Directory with local datasets (MNIST, Fashion-MNIST, CIFAR-10); default $HARNESS_DATA_DIR, else runs/data.",
@@ -189,15 +191,19 @@ def register(
     target: str = typer.Argument(..., help="Hypothesis file or ID."),
     store: str | None = StoreOpt,
     new_version: bool = typer.Option(False, "--new-version", help="Register a changed declaration as a new version."),
+    exploratory: bool = ExploratoryOpt,
 ):
     """Freeze the declaration (content hash, time, file, versions) in the tracking store."""
+    from harness import feasibility
     from harness.collect import collect
     from harness.registration import register as do_register
     from harness.tracking import Store
 
     col = collect(target)
+    why = feasibility.refuse_unreachable(col, exploratory=exploratory)  # exit 2 unless exploratory
     st = Store(store)
     reg, created = do_register(col, st, new_version=new_version)
+    feasibility.mark_exploratory(st, reg, why, out.print)
     if created:
         out.print(f"registered {col.id} version {reg.number} ({reg.version}) at {reg.registered_at}")
     else:
@@ -219,6 +225,7 @@ def run(
     new_version: bool = typer.Option(False, "--new-version", help="Register a changed declaration as a new version."),
     smoke: bool = typer.Option(False, "--smoke", help="A labelled smoke run (2 seeds, tiny budget) into ID@smoke."),
     data_dir: str | None = DataDirOpt,
+    exploratory: bool = ExploratoryOpt,
     overrides: list[str] = typer.Option(
         None, "--set", help="Explore before registering: FIELD=VALUE (training.steps=300, fixed.hidden=64, seeds=3, "
                             "prediction.effect=0.5); repeatable. Runs an EXPLORATORY version stored apart as "
@@ -261,8 +268,11 @@ def run(
     ex = executors.make(executor, workers=workers, address=address, ray_cpus=ray_cpus, ray_gpus=ray_gpus,
                         slurm_cluster=slurm_cluster, partition=slurm_partition, time=slurm_time,
                         gpus_per_task=slurm_gpus, cpus_per_task=slurm_cpus)
+    from harness import feasibility
+
     col = collect(target, smoke=smoke, overrides=tuple(overrides or ()))
     exploring = bool(col.overrides)
+    why = feasibility.refuse_unreachable(col, exploratory=exploratory)  # exit 2 unless exploratory
     check_seeds(col, seeds)
     if ex.distributed:  # the workers' devices, not this host's: each worker resolves `auto` itself
         if device != "auto" and device != "cpu" and not device.startswith("cuda"):
@@ -285,6 +295,7 @@ def run(
     try:
         # Each set of overrides is its own version of ID@explore: a new one is never refused.
         reg, created = do_register(col, st, new_version=new_version or exploring)
+        feasibility.mark_exploratory(st, reg, why, out.print)
         word = "registered" if created else "resuming"
         if exploring:
             out.print(f"[yellow]EXPLORATORY run ({' '.join('--set ' + a for a in col.overrides)}): stored apart as "

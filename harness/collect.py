@@ -275,6 +275,11 @@ def discover() -> list[Path]:
     return sorted(p for p in HYPOTHESES_DIR.glob("*.py") if not p.name.startswith("_"))
 
 
+def locate(col: Collected, exc: DeclarationError) -> DeclarationError:
+    """``exc`` located at its field's line in the collected file (``seeds=`` -> that line)."""
+    return exc.at(_field_where(col.path, col.source, exc))
+
+
 def _where(path: Path, exc: BaseException) -> str:
     """``file:line`` of the deepest traceback frame inside the hypothesis file."""
     line = None

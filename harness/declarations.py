@@ -393,7 +393,7 @@ class Tuning:
 
 # Computed by the harness on a model's samples (local-classifier features vs the test split)
 # when Training(sample_metrics=True).
-SAMPLE_METRICS = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage")
+SAMPLE_METRICS = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "fid_half", "fid_inf")
 
 
 def metrics_of(model_cls: type) -> tuple[str, ...]:

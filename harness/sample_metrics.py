@@ -121,7 +121,7 @@ def score(samples: np.ndarray, dataset, seed: int, cache_dir: Path | None) -> di
     extractor = ref["extractor"]
     acc = {} if extractor is None else {"classifier_accuracy": float(extractor.accuracy)}
     if not np.all(np.isfinite(x)):
-        names = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage")
+        names = ("fid", "fid_half", "fid_inf", "kid", "kid_std", "precision", "recall", "density", "coverage")
         return {**dict.fromkeys(names + ("nn_train_ratio", "copy_fraction"), float("nan")), **acc}
     x = np.clip(x, 0.0, 1.0)
     real = ref["real"]
@@ -132,6 +132,9 @@ def score(samples: np.ndarray, dataset, seed: int, cache_dir: Path | None) -> di
     subsets = 1 if size == len(real) == len(fake) else KID_SUBSETS
     kid_mean, kid_std = sq.kid(real, fake, subsets=subsets, subset_size=size, rng=rng)
     out = {"fid": sq.fid(real, fake), "kid": kid_mean, "kid_std": kid_std, **sq.prdc(real, fake, k=5)}
+    # FID's finite-sample bias depends on the model (Chong & Forsyth 2020): FID at half the
+    # samples and extrapolated to infinitely many, as extra metrics (docs/metrics.md).
+    out.update(sq.fid_extrapolated(real, fake, np.random.default_rng(stream_seed(int(seed), "fid_inf"))))
     out.update(sq.memorisation(x, ref["train"], None, test_to_train=ref["test_to_train"]))
     return {k: float(v) for k, v in {**out, **acc}.items()}
 

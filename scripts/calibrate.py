@@ -1,7 +1,7 @@
 """Calibration tables for docs/statistics.md: fixed and sequential designs, symmetric and
 skewed paired differences, and a side-by-side with AdaStop on the same simulated data.
 
-    PYTHONPATH=. python scripts/calibrate.py [--quick]
+    PYTHONPATH=. python scripts/calibrate.py [--quick] [--estimands-only] [--reps N]
 
 Every number is a Monte Carlo rate from a seeded generator (standard error in the header of
 each table). Paired differences are standardised (SD 1); the smallest effect of interest is
@@ -25,8 +25,8 @@ CASES = [("normal", 1)] + [(d, s) for d in DISTRIBUTIONS[1:] for s in (-1, 1)]
 
 
 def label(dist: str, sign: int) -> str:
-    if dist == "normal":
-        return "normal"
+    if dist in ("normal", "t3"):
+        return {"normal": "normal", "t3": "t(3), symmetric heavy tails"}[dist]
     return f"{'left' if sign < 0 else 'right'}-skewed {dist.replace('lognormal', 'lognormal s=')}"
 
 
@@ -66,6 +66,28 @@ def fixed_tables(reps: int) -> None:
             b = error_rate(test, dist, sign, n=10, truth="effect", estimand="mean", replicates=reps, seed=6)
             cells.append(f"{a:.3f} / {b:.3f}")
         print(f"| {label(dist, sign)} | " + " | ".join(cells) + " |")
+
+
+ESTIMAND_TESTS = (("mean", "t"), ("mean", "bootstrap_t"), ("median", "sign"),
+                  ("pseudomedian", "permutation"), ("pseudomedian", "wilcoxon"))
+ESTIMAND_CASES = [("normal", 1), ("t3", 1)] + [(d, s) for d in ("lognormal0.5", "lognormal1") for s in (-1, 1)]
+
+
+def estimand_tables(reps: int) -> None:
+    """Every estimand's tests at n = 5, 10, 20, as decide() applies them (Cochran cap on)."""
+    se = math.sqrt(0.05 * 0.95 / reps)
+    for n in (5, 10, 20):
+        print(f"\n### Each estimand as declared, n = {n} pairs: P(supported | estimand 0) / "
+              f"P(refuted | estimand E) ({reps} replicates, SE at 0.05: {se:.4f})\n")
+        print("| differences | " + " | ".join(f"{e}: {t}" for e, t in ESTIMAND_TESTS) + " |")
+        print("|---|" + "---|" * len(ESTIMAND_TESTS))
+        for dist, sign in ESTIMAND_CASES:
+            cells = []
+            for _, test in ESTIMAND_TESTS:
+                a = error_rate(test, dist, sign, n=n, truth="null", replicates=reps, seed=21)
+                b = error_rate(test, dist, sign, n=n, truth="effect", replicates=reps, seed=22)
+                cells.append(f"{a:.3f} / {b:.3f}")
+            print(f"| {label(dist, sign)} | " + " | ".join(cells) + " |")
 
 
 def sequential_tables(reps: int) -> None:
@@ -113,10 +135,17 @@ def adastop_side_by_side(reps: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="few replicates (a smoke run)")
+    ap.add_argument("--estimands-only", action="store_true",
+                    help="only the per-estimand table at n = 5, 10, 20 (a few minutes on one core)")
+    ap.add_argument("--reps", type=int, default=None, help="replicates of the per-estimand table")
     args = ap.parse_args()
     fixed, seq, ada = (400, 200, 20) if args.quick else (4000, 2000, 200)
     t0 = time.time()
     print(f"# calibration (python {sys.version.split()[0]}, numpy {np.__version__})")
+    estimand_tables(args.reps or fixed)
+    if args.estimands_only:
+        print(f"\n(total {time.time() - t0:.0f} s)")
+        return
     fixed_tables(fixed)
     sequential_tables(seq)
     adastop_side_by_side(ada)

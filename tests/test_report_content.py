@@ -145,9 +145,9 @@ def test_secondary_table_matches_scipy():
     ci = scipy.stats.ttest_1samp(b - a, 0).confidence_interval(0.90)
     assert trt["diff"] == pytest.approx(float(np.mean(b - a)))
     assert (trt["diff_low"], trt["diff_high"]) == pytest.approx((ci.low, ci.high))
-    assert trt["better"] == ("treatment" if ci.high < 0 else "unclear")
+    assert "better" not in trt  # issue 22: exploratory, uncorrected: no row names a winner
     higher = secondary_table(frame, ["nll"], ["c", "t"], {"nll"}, 0.05, np.random.default_rng(1))[1]
-    assert higher["direction"] == "higher" and higher["better"] == ("control" if ci.high < 0 else "unclear")
+    assert higher["direction"] == "higher"
 
 
 def test_warnings_name_collapse_divergence_too_few_seeds_and_unbounded_intervals():
@@ -164,7 +164,8 @@ def test_warnings_name_collapse_divergence_too_few_seeds_and_unbounded_intervals
     assert "beta = t" in collapse and f"{COLLAPSE_RATE:g}" in collapse
     assert "step 3" in next(x["text"] for x in w if x["kind"] == "divergence")
     assert "unbounded interval" in kinds  # 2 pairs: the sign-flip interval cannot be bounded
-    healthy = _frame({"c": [1.0, 1.1, 0.9, 1.0], "t": [0.5, 0.6, 0.4, 0.5]},
+    # (differences that vary: identical ones are a zero-variance warning of their own, issue 22)
+    healthy = _frame({"c": [1.0, 1.1, 0.9, 1.0], "t": [0.45, 0.62, 0.4, 0.53]},
                      {"rate": {"c": [5.0] * 4, "t": [4.0] * 4}})
     sec = secondary_table(healthy, ["rate"], ["c", "t"], set(), 0.05, np.random.default_rng(0))
     v = decide(healthy[["variant", "stratum", "seed", "value"]],

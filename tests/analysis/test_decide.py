@@ -261,10 +261,10 @@ def test_worst_imputation_value_and_ties():
     fails = v.failures.set_index("variant")
     assert fails.loc["new", "imputed_value"] == 21.0 and fails.loc["new", "failed_seeds"] == "1,4"
     assert fails.loc["base", "n_failed"] == 1
-    d = np.array([1.0, 11.0 - 21.0, 0.5, 1.0, 0.0, -1.0])  # seed 4: both failed -> tie
+    d = np.array([1.0, 11.0 - 21.0, 0.5, 1.0, -1.0])  # seed 4: both failed -> left out (issue 22)
     assert v.effect == pytest.approx(d.mean())
     row = v.comparisons.iloc[0]
-    assert row["n_both_failed"] == 1 and row["n_failed_control"] == 1 and row["n_failed_treatment"] == 2
+    assert row["n_pairs"] == 5 and row["n_both_failed"] == 1 and row["n_failed_control"] == 1 and row["n_failed_treatment"] == 2
     higher = decide(simple(control, treatment), pred(direction="higher"), control="base")
     assert higher.failures.set_index("variant").loc["new", "imputed_value"] == 3.0  # 9 - 6
 

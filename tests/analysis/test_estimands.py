@@ -26,7 +26,7 @@ def frame(d):
 
 def test_estimand_picks_its_test_and_rejects_an_invalid_one():
     assert Prediction("nll", "lower", 0.5).test == "permutation"
-    assert Prediction("nll", "lower", 0.5, estimand="mean").test == "bootstrap_t"
+    assert Prediction("nll", "lower", 0.5, estimand="mean").test == "t"  # issue 22
     assert Prediction("nll", "lower", 0.5, estimand="median").test == "sign"
     assert Prediction("nll", "lower", 0.5, estimand="pseudomedian", test="wilcoxon").test == "wilcoxon"
     with pytest.raises(DeclarationError, match="estimand='median'"):
@@ -55,7 +55,9 @@ def test_median_estimand_reports_the_median_and_the_sign_test():
 
 
 def test_readings_effect_shown_and_equivalence():
-    rng = np.random.default_rng(1)
+    # seed 0: none of these normal draws is flagged as skewed (seed 1's first one is, by
+    # chance, and Cochran's rule then caps the mean at inconclusive; issue 22)
+    rng = np.random.default_rng(0)
     big = decide(frame(2.0 + 0.1 * rng.standard_normal(12)), Prediction("nll", "lower", 0.5, test="t"), control="a")
     assert big.outcome == "supported" and big.reading == "effect >= E shown"
     tiny = decide(frame(0.01 * rng.standard_normal(12)), Prediction("nll", "lower", 0.5, test="t"), control="a")
@@ -88,9 +90,13 @@ def test_sign_test_is_exact_for_the_median_under_any_skew(dist, sign):
 
 def test_skew_breaks_the_t_test_for_the_mean_and_the_bootstrap_t_repairs_most_of_it():
     # right-skewed lognormal (sigma 1), mean exactly E: P(refuted) t ~0.20, bootstrap-t ~0.11
-    t = error_rate("t", "lognormal1", 1, n=10, truth="effect", replicates=R, seed=5)
-    bt = error_rate("bootstrap_t", "lognormal1", 1, n=10, truth="effect", replicates=R, seed=5)
+    # (the raw tests: cochran=False; issue 22's Cochran cap is measured just below)
+    t = error_rate("t", "lognormal1", 1, n=10, truth="effect", replicates=R, seed=5, cochran=False)
+    bt = error_rate("bootstrap_t", "lognormal1", 1, n=10, truth="effect", replicates=R, seed=5,
+                    cochran=False)
     assert t > 0.12 and bt < t - 0.04
+    capped = error_rate("t", "lognormal1", 1, n=10, truth="effect", replicates=R, seed=5)
+    assert capped < t  # it helps (0.18 -> 0.13 at 2000 reps) but does not reach alpha
     # left-skewed sigma 0.5, mean 0: the sign-flip test read as a test of the MEAN over-rejects
     mismatch = error_rate("permutation", "lognormal0.5", -1, n=10, truth="null", estimand="mean",
                           replicates=R, seed=6)
