@@ -374,7 +374,9 @@ class Hypothesis:
         changes a model's size would change them after the match was made."""
         if not any(v.training.match for v in self._variants):
             return
-        free = set(STACKABLE_TRAINING) | {h for m in models for h in getattr(m, "hyper", ())}
+        # ema: the average is an elementwise update after the optimiser step, outside the counted
+        # forward and backward, so tuning it leaves the matched FLOPs as they are
+        free = set(STACKABLE_TRAINING) | {"ema"} | {h for m in models for h in getattr(m, "hyper", ())}
         for name in self.tuning.space:
             if name not in free:
                 raise DeclarationError(
