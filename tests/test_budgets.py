@@ -32,7 +32,6 @@ VERSIONS = {
     "autoencoder_is_pca": "1e29e385d5b1",
     "iaf_tightens_bound": "97ca30f30b1a",
     "kl_bounds_information": "5c352df50fe7",
-    "predictive_coding_samples": "209be96d4eba",
 }
 
 
