@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from torch.func import functional_call, vmap
 
-from harness.likelihood import add_test_nll
 from harness.seeds import stream_seed
 
 EVAL, SAMPLE = "eval", "sample"  # stream purposes (harness.seeds)
@@ -81,8 +80,7 @@ def evaluate(block, rows: torch.Tensor) -> dict[str, torch.Tensor]:
         out = per_member(block, "evaluate", rows, lambda i, xb=xb, nzs=nzs: (xb, nzs[i]))
         for k, v in out.items():
             totals[k] = totals.get(k, 0) + v.float().sum(1)
-    # test_nll: the family's likelihood under one name, for cross-family predictions
-    return add_test_nll({k: v / test.shape[0] for k, v in totals.items()}, type(block.base))
+    return {k: v / test.shape[0] for k, v in totals.items()}
 
 
 @torch.no_grad()

@@ -29,6 +29,7 @@ from harness.collect import Collected
 from harness.errors import HarnessError, Interrupted
 from harness.failures import abandon, block_error
 from harness.images import sample_grid_png
+from harness.likelihood import add_test_nll
 from harness.plan import FINISHED_STATUSES, Job, cell_status, declared
 from harness.registration import provenance
 
@@ -200,6 +201,9 @@ def execute(
             phase = "logging"
             keys = {s: cell_key(reg.version, job.variant, s) for s in seeds}
             for res in results:
+                add_test_nll(res.metrics, model_cls)  # every family's likelihood under one name
+                for k in res.budgets:
+                    add_test_nll(res.budgets[k], model_cls)
                 if scored and res.samples is not None:
                     res.metrics.update(sample_metrics.score(res.samples, ds, res.seed, store.root / "cache"))
                 for k, x in res.budget_samples.items():  # only when scored (train_block's budget_samples)

@@ -263,6 +263,7 @@ def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored,
     tv0 = members[0][1]
     training0 = member_cfgs[0][1]
     from harness.failures import abandon, block_error
+    from harness.likelihood import add_test_nll
     from harness.plan import Job
 
     run_ids, ended, phase = [], set(), "logging"
@@ -293,6 +294,7 @@ def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored,
         )
         phase = "logging"
         for res, rid, (trial, _tv) in zip(results, run_ids, owner):
+            add_test_nll(res.metrics, model_cls)  # a prediction on test_nll is tuned on it too
             if scored and res.samples is not None:
                 res.metrics.update(sample_metrics.score(res.samples, ds, res.seed, store.root / "cache"))
             res.samples = None  # no sample grids for trials
