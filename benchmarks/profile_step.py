@@ -87,7 +87,11 @@ def build(args, dev):
     ds = data.load(hyp.dataset)
     S = args.seeds or (64 if dev.type == "cuda" else 8)
     tr = dataclasses.replace(v.training, steps=args.warmup)
-    kw = {"compile": compile_wanted()} if "compile" in inspect.signature(engine._Block).parameters else {}
+    kw = {}
+    if "compile" in inspect.signature(engine._Block).parameters:  # engines before issue 24 have none
+        from harness.step import compile_wanted
+
+        kw = {"compile": compile_wanted()}
     block = engine._Block(model_cls, v.model_config, tr, ds, list(range(S)), dev, resolve_mode("auto", dev), **kw)
     return col.id, v, block, S
 
@@ -113,14 +117,6 @@ def main(argv=None) -> int:
     dev = pick_device(args.device)
     if dev.type == "cpu":
         tune_cpu_allocator()
-    try:
-        from harness.step import compile_wanted
-    except ImportError:  # an engine before issue 24
-
-        def compile_wanted():
-            return False
-
-    globals()["compile_wanted"] = compile_wanted
     study, v, block, S = build(args, dev)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
