@@ -43,7 +43,8 @@ reads a value back to the host: the data are resident on the device and batches 
 by index, training terms accumulate on the device and are read back once, at the end.
 
 ``Training.precision`` (declared, "fp32" by default) switches the training forward and
-backward to autocast bf16 or fp16; weights, gradients and Adam state stay fp32, evaluation and
+backward to autocast bf16 or fp16, or ("tf32", CUDA only) lets fp32 matmuls use TF32 (see
+:mod:`harness.step`); weights, gradients and Adam state stay fp32, evaluation and
 sampling always run in fp32. fp16 keeps one dynamic loss scale per seed (on overflow that
 seed's step is skipped and its scale halved), so even the scaler does not couple seeds.
 
@@ -90,7 +91,12 @@ CHUNK_STEPS = 64
 CHUNK_ELEMENTS = 2**20
 # auto_block_size: the default cap, and the share of free GPU memory a block may plan to use.
 CPU_MAX_BLOCK = 16
-GPU_MAX_BLOCK = 256
+# GPU: 1,024. The block grows until memory (measured) or this cap stops it: on an H200 the
+# study's share of the fp32 matmul rate rose from 4 % at 64 seeds to 7.3 % at 256 and 10.3 % at
+# 1,024 (docs/benchmarks.md), so a smaller cap leaves the device idle. Not unbounded: a block is
+# one unit of claiming, failure and resume (a worker that dies loses its whole block), and its
+# per-chunk noise and evaluation scale with S.
+GPU_MAX_BLOCK = 1024
 GPU_MEMORY_SHARE = 0.8
 
 
@@ -192,7 +198,8 @@ class _Block:
         self.acc = None
         self.hist: list[torch.Tensor] = []
         self.hist_steps: list[int] = []
-        self.loss_grad = LossGrad(self, compile and not grouped)  # after self.scale (harness/step.py)
+        key = (model_cls, repr(config), tuple(dataset.shape), dataset.levels)  # what builds self.base
+        self.loss_grad = LossGrad(self, compile and not grouped, key)  # after self.scale (harness/step.py)
         if compile and grouped:
             warnings.warn(f"HARNESS_COMPILE: {model_cls.__name__} has parameter groups; its steps run eagerly", stacklevel=3)
         self.vmap_eval = dev.type == "cuda"  # evaluation and sampling: see _per_seed

@@ -35,6 +35,14 @@ from torch.func import functional_call, grad_and_value, vmap
 
 COMPILE_ENV = "HARNESS_COMPILE"  # "1": capture the step with torch.compile (docs/benchmarks.md)
 AUTOCAST = {"fp32": None, "tf32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Compiled steps, one per (model class, config, data shape, device, mode, precision): a worker
+# trains many blocks of one variant, and each would otherwise trace and compile again (dynamo
+# keys its cache on the code object and guards on the model object, so a fresh closure per
+# block is a recompile; after torch._dynamo.config.recompile_limit of them it silently runs
+# eagerly). Blocks of one key share the first block's meta-device model: every weight and
+# buffer comes in as an argument, so the model object carries only code and shapes.
+_COMPILED: dict[tuple, object] = {}
+RECOMPILE_LIMIT = 64  # shapes and variants one process may compile (torch's default is 8)
 
 
 def compile_wanted(compile: bool | None = None) -> bool:
@@ -93,17 +101,20 @@ class LossGrad:
     """``loss_grad(x, nz) -> (grad [S, P], loss [S], logs {name: [S]})`` for a block (the
     engine's ``_Block``: its base model, layout, flat parameters, buffers, loss scale, mode)."""
 
-    def __init__(self, block, compile: bool = False):
+    def __init__(self, block, compile: bool = False, key: tuple | None = None):
         self.block = block
         self.batched = batched_loss(block.base) if block.mode == "vmap" else None
-        self.compiled = None
+        self.compiled = self.key = None
         if block.precision == "tf32" and block.dev.type != "cuda":
             warnings.warn(f"precision='tf32' has no effect on {block.dev.type}: training runs in fp32", stacklevel=3)
         if compile:
             if self.batched is None:
                 warnings.warn("HARNESS_COMPILE: mode='loop' is not compiled; the step runs eagerly", stacklevel=3)
             else:
-                self.compiled = self._compile()
+                self.key = (key, block.dev, block.mode, block.precision, block.scale is None)
+                if key is None or self.key not in _COMPILED:
+                    _COMPILED[self.key] = self._compile()
+                self.compiled = _COMPILED[self.key]  # None: it failed before; eager, warned once
 
     # -- eager ---------------------------------------------------------------------------
     def eager(self, x, nz):
@@ -146,6 +157,11 @@ class LossGrad:
             return (loss if scale is None else loss * scale).sum(), (loss, logs)
 
         fn = grad_and_value(total, has_aux=True)
+        import torch._dynamo  # only when compiling: ~1.5 s of import a plain run does not pay
+
+        cfg = torch._dynamo.config
+        if hasattr(cfg, "recompile_limit"):
+            cfg.recompile_limit = max(cfg.recompile_limit, RECOMPILE_LIMIT)
         mode = "reduce-overhead" if dev.type == "cuda" else None  # CUDA graphs
         return torch.compile(fn, mode=mode, dynamic=False)
 
@@ -165,5 +181,7 @@ class LossGrad:
                 stacklevel=2,
             )
             self.compiled = None
+            if self.key is not None and self.key[0] is not None:
+                _COMPILED[self.key] = None
             return self.eager(x, nz)
         return grad, loss, logs
