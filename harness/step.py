@@ -35,7 +35,8 @@ from torch.func import functional_call, grad_and_value, vmap
 
 COMPILE_ENV = "HARNESS_COMPILE"  # "1": capture the step with torch.compile (docs/benchmarks.md)
 AUTOCAST = {"fp32": None, "tf32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-# Compiled steps, one per (model class, config, data shape, device, mode, precision): a worker
+# Compiled steps, one per (model class, config but its `hyper` fields, data shape, device, mode,
+# precision): a worker
 # trains many blocks of one variant, and each would otherwise trace and compile again (dynamo
 # keys its cache on the code object and guards on the model object, so a fresh closure per
 # block is a recompile; after torch._dynamo.config.recompile_limit of them it silently runs
