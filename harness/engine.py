@@ -40,7 +40,9 @@ trained weights; ``keep_state`` still returns the trained weights.
 A seed whose loss or gradient goes non-finite is masked out (its gradient zeroed from then on,
 its histories NaN) and reported FAILED with the step; the others finish. Nothing in a step
 reads a value back to the host: the data are resident on the device and batches are gathered
-by index, training terms accumulate on the device and are read back once, at the end.
+by index, training terms accumulate on the device and are read back once, at the end (the
+one ``.item()`` a CPU profile shows per step is inside torch's CPU fused Adam kernel, reading
+its own CPU step counter: there is no device to wait for there).
 
 ``Training.precision`` (declared, "fp32" by default) switches the training forward and
 backward to autocast bf16 or fp16, or ("tf32", CUDA only) lets fp32 matmuls use TF32 (see
