@@ -202,7 +202,7 @@ class _Block:
         self.hist_steps: list[int] = []
         # What builds self.base: the config but its `hyper` fields, which enter as buffers (so
         # tuning trials, one block each or many per block, share one compiled step).
-        key = (model_cls, stack_key(model_cls, config, training)[0], tuple(dataset.shape), dataset.levels)
+        key = (model_cls, stack_key(model_cls, config, training)[0], tuple(dataset.shape), dataset.levels) if compile else None
         self.loss_grad = LossGrad(self, compile and not grouped, key)  # after self.scale (harness/step.py)
         if compile and grouped:
             warnings.warn(f"HARNESS_COMPILE: {model_cls.__name__} has parameter groups; its steps run eagerly", stacklevel=3)
