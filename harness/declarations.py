@@ -25,7 +25,8 @@ TESTS = ESTIMAND_TESTS  # the paired tests, in one table with their estimands (a
 CORRECTIONS = ("holm", "bh")
 FAILED_POLICIES = ("worst", "exclude")
 BUDGET_CHOICES = ("final", "all")  # Prediction.budgets as a word; else a tuple of evaluated steps
-PRECISIONS = ("fp32", "bf16", "fp16")  # Training.precision: never switched on silently
+PRECISIONS = ("fp32", "bf16", "fp16", "tf32")  # Training.precision: never switched on silently (a new
+# value hashes nothing new: a declaration hashes the value it uses)
 # Bounds checked at declaration, so a runaway value fails in `check`, not minutes into `run`
 # (seeds=10**9 once spent 85 s building a job list before a MemoryError).
 MAX_SEEDS = 10_000
@@ -177,7 +178,8 @@ class Training:
     sample_metrics: bool = False  # also score samples (FID, KID, PRDC on local features); on
     # automatically when the prediction's metric is one of them
     precision: str = "fp32"  # training arithmetic: "fp32", or autocast "bf16" / "fp16" (fp32
-    # master weights and optimiser state; fp16 adds per-seed loss scaling; evaluation is fp32)
+    # master weights and optimiser state; fp16 adds per-seed loss scaling; evaluation is fp32),
+    # or "tf32": fp32 matmuls on TF32 tensor cores (CUDA only; on a CPU it changes nothing)
     evaluate_at: tuple[int, ...] = ()  # earlier budgets (steps) at which every run is also
     # evaluated, exactly as a run of that many steps would be; the final `steps` always is
     ema: float | None = None  # decay d of an exponential moving average of the weights

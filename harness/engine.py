@@ -40,10 +40,13 @@ trained weights; ``keep_state`` still returns the trained weights.
 A seed whose loss or gradient goes non-finite is masked out (its gradient zeroed from then on,
 its histories NaN) and reported FAILED with the step; the others finish. Nothing in a step
 reads a value back to the host: the data are resident on the device and batches are gathered
-by index, training terms accumulate on the device and are read back once, at the end.
+by index, training terms accumulate on the device and are read back once, at the end (the
+one ``.item()`` a CPU profile shows per step is inside torch's CPU fused Adam kernel, reading
+its own CPU step counter: there is no device to wait for there).
 
 ``Training.precision`` (declared, "fp32" by default) switches the training forward and
-backward to autocast bf16 or fp16; weights, gradients and Adam state stay fp32, evaluation and
+backward to autocast bf16 or fp16, or ("tf32", CUDA only) lets fp32 matmuls use TF32 (see
+:mod:`harness.step`); weights, gradients and Adam state stay fp32, evaluation and
 sampling always run in fp32. fp16 keeps one dynamic loss scale per seed (on overflow that
 seed's step is skipped and its scale halved), so even the scaler does not couple seeds.
 
@@ -53,17 +56,17 @@ engine returns plain results and the caller logs them.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import stack_module_state, vmap
 
 from harness import evaluation
 from harness.dataset import Dataset
@@ -76,6 +79,7 @@ from harness.models.base import can_sample
 from harness.models.groups import is_grouped
 from harness.optim import Adam, Ema, Layout
 from harness.seeds import stream_seed
+from harness.step import LossGrad, compile_wanted, precision_context
 
 # Stream purposes hashed with each seed (harness.seeds): data order, training noise and the
 # Bernoulli draws of a dynamically binarized dataset (the evaluation and sample streams are
@@ -89,9 +93,13 @@ CHUNK_STEPS = 64
 CHUNK_ELEMENTS = 2**20
 # auto_block_size: the default cap, and the share of free GPU memory a block may plan to use.
 CPU_MAX_BLOCK = 16
-GPU_MAX_BLOCK = 256
+# GPU: 1,024. The block grows until memory (measured) or this cap stops it: on an H200 the
+# study's share of the fp32 matmul rate rose from 4 % at 64 seeds to 7.3 % at 256 and 10.3 % at
+# 1,024 (docs/benchmarks.md), so a smaller cap leaves the device idle. Not unbounded: a block is
+# one unit of claiming, failure and resume (a worker that dies loses its whole block), and its
+# per-chunk noise and evaluation scale with S.
+GPU_MAX_BLOCK = 1024
 GPU_MEMORY_SHARE = 0.8
-_AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -127,7 +135,8 @@ def build_model(model_cls: type, config, dataset: Dataset, seed: int) -> torch.n
 class _Block:
     """The state of S seeds of one variant being trained together (see module docstring)."""
 
-    def __init__(self, model_cls, config, training: Training, dataset: Dataset, seeds, dev, mode, members=None):
+    def __init__(self, model_cls, config, training: Training, dataset: Dataset, seeds, dev, mode, members=None,
+                 compile: bool = False):
         self.training, self.dataset, self.seeds, self.dev = training, dataset, list(seeds), dev
         self.mode = mode
         self.S = S = len(seeds)
@@ -179,7 +188,6 @@ class _Block:
         self._vmap_noise = self._noise_vmaps()
 
         self.precision = getattr(training, "precision", "fp32")
-        self.amp_dtype = _AUTOCAST[self.precision]
         self.scale = None
         if self.precision == "fp16":
             self.scale = torch.full((S,), 2.0**16, device=dev)
@@ -192,7 +200,12 @@ class _Block:
         self.acc = None
         self.hist: list[torch.Tensor] = []
         self.hist_steps: list[int] = []
-        self._grad_step = self._make_vmap_step() if mode == "vmap" else None  # after self.scale
+        # What builds self.base: the config but its `hyper` fields, which enter as buffers (so
+        # tuning trials, one block each or many per block, share one compiled step).
+        key = (model_cls, stack_key(model_cls, config, training)[0], tuple(dataset.shape), dataset.levels) if compile else None
+        self.loss_grad = LossGrad(self, compile and not grouped, key)  # after self.scale (harness/step.py)
+        if compile and grouped:
+            warnings.warn(f"HARNESS_COMPILE: {model_cls.__name__} has parameter groups; its steps run eagerly", stacklevel=3)
         self.vmap_eval = dev.type == "cuda"  # evaluation and sampling: see _per_seed
         self.groups = GroupedSteps(self, model_cls, configs, lrs) if grouped else None
 
@@ -248,51 +261,9 @@ class _Block:
         return {k: torch.stack([d[k] for d in draws]) for k in self.noise_keys}
 
     # -- one step ------------------------------------------------------------------------
-    def _make_vmap_step(self):
-        """The batched forward: every seed's (loss, logs) in one pass, one kernel per layer.
-
-        The backward is ordinary autograd through the batched ops (not ``torch.func.grad``):
-        the same gradients, a little faster here, and it keeps ``torch._dynamo`` (which
-        ``torch.func.grad`` imports, 1.5 s on 2 cores) out of a run's start-up."""
-        base = self.base
-        return vmap(
-            lambda p, b, x, nz: functional_call(base, (p, b), (x, nz), kwargs={"method": "loss"}),
-            randomness="error",  # a random op inside the model is a bug: it would couple seeds
-        )
-
-    def _amp(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.dev.type, dtype=self.amp_dtype)
-
-    def _forward_backward(self, x, nz):
-        """Every seed's loss and gradient; the gradient lands in the persistent [S, P] buffer
-        (one copy into memory that is already mapped, where a fresh [S, P] tensor per step
-        costs page faults on a CPU). The gradient of the sum of the seeds' losses is each
-        seed's own gradient: seed s's loss depends on row s alone."""
-        views = self.layout.unflatten(self.flat.detach())  # {name: [S, ...]}, no copies
-        leaves = [v.requires_grad_(True) for v in views.values()]
-        with self._amp():
-            if self.mode == "vmap":
-                loss, logs = self._grad_step(views, self.buffers, x, nz)
-            else:
-                per_seed = [dict(zip(self.layout.names, vs)) for vs in zip(*(v.unbind(0) for v in leaves))]
-                out = [
-                    functional_call(
-                        self.base,
-                        (per_seed[i], {k: v[i] for k, v in self.buffers.items()}),
-                        (x[i], {k: v[i] for k, v in nz.items()}),
-                        kwargs={"method": "loss"},
-                    )
-                    for i in range(self.S)
-                ]
-                loss = torch.stack([o[0] for o in out])
-                logs = {k: torch.stack([o[1][k] for o in out]) for k in out[0][1]}
-        loss = loss.float()
-        grads = torch.autograd.grad((loss if self.scale is None else loss * self.scale).sum(), leaves)
-        for dst, g in zip(self.grad_views, grads):  # one strided copy each (a transposed
-            dst.copy_(g)  # gradient would cost two through reshape + cat)
-        return self.grad, loss.detach(), {k: v.detach() for k, v in logs.items()}
+    def precision_context(self):
+        """The training forward and backward's arithmetic (harness.step)."""
+        return precision_context(self.precision, self.dev)
 
     def step(self, step: int, x: torch.Tensor, nz: dict) -> None:
         if self.groups is not None:  # several optimisers and stages: harness/group_steps.py
@@ -301,7 +272,7 @@ class _Block:
                 self.ema.update()
             return
         t = self.training
-        grad, loss, logs = self._forward_backward(x, nz)
+        grad, loss, logs = self.loss_grad(x, nz)
         if self.scale is not None:
             grad.div_(self.scale[:, None])
         norm = torch.linalg.vector_norm(grad, dim=1)  # per seed; one pass, no temporary
@@ -320,14 +291,14 @@ class _Block:
         else:
             ok = torch.isfinite(loss) & finite_grad
             take = None
-        newly = self.alive & ~ok
-        self.failed_step.masked_fill_(newly, step)
+        self.failed_step.masked_fill_(self.alive > ok, step)  # alive and not ok: diverges now
         self.alive &= ok
         use = self.alive if take is None else take
-        coef = use.to(grad.dtype)  # 0 for a masked seed
-        if self.clip is not None:  # each seed's own global norm, as clip_grad_norm_ computes it
-            coef = coef * torch.clamp(self.clip / (torch.where(use, norm, torch.zeros_like(norm)) + 1e-6), max=1.0)
-        grad.mul_(coef[:, None])
+        if self.clip is None:
+            coef = use.to(grad.dtype)  # 0 for a masked seed
+        else:  # each seed's own global norm, as clip_grad_norm_ computes it; 0 for a masked seed
+            coef = torch.where(use, torch.clamp(self.clip / (norm + 1e-6), max=1.0), 0.0)
+        grad.mul_(coef.unsqueeze(1))
         grad.nan_to_num_(0.0, 0.0, 0.0)  # a masked seed's NaN * 0 is still NaN (live rows are finite)
         if take is not None:  # a true skip: restore the skipped seeds' weights and moments
             saved = self._snapshot()
@@ -337,14 +308,18 @@ class _Block:
         if self.ema is not None:
             self.ema.update()
 
+        # Training terms: summed on the device over log_every steps, NaN for a member that is
+        # not alive at the logged step (it cannot come back, so masking once per window gives
+        # what masking every step gave: NaN from the window it diverged in).
         if self.log_keys is None:
             self.log_keys = list(logs)
-        vals = torch.stack([logs[k].detach().float() for k in self.log_keys])  # [L, S]
-        vals = vals.masked_fill(~self.alive[None, :], float("nan"))
-        self.acc = vals if self.acc is None else self.acc + vals
+        vals = torch.stack([logs[k] for k in self.log_keys])  # [L, S]
+        if vals.dtype != torch.float32:
+            vals = vals.float()
+        self.acc = vals if self.acc is None else self.acc.add_(vals)
         if (step + 1) % t.log_every == 0 or step + 1 == t.steps:
             count = (step % t.log_every) + 1
-            self.hist.append(self.acc / count)
+            self.hist.append((self.acc / count).masked_fill_(~self.alive.unsqueeze(0), float("nan")))
             self.hist_steps.append(step + 1)
             self.acc = None
 
@@ -408,6 +383,7 @@ def train_block(
     keep_state: bool = False,
     members: list[tuple] | None = None,
     budget_samples: bool = False,
+    compile: bool | None = None,
 ) -> list[SeedResult]:
     """Train ``seeds`` of one variant as one stacked model; one SeedResult per seed.
 
@@ -421,6 +397,9 @@ def train_block(
     returns each seed's final parameters in ``SeedResult.state``. ``training.evaluate_at``
     fills ``SeedResult.budgets`` (and, with ``budget_samples=True`` for a model that samples,
     ``SeedResult.budget_samples``: only when the caller scores them, they cost a sampling pass).
+    ``compile`` captures the loss-and-gradient step with ``torch.compile`` (None: the
+    ``HARNESS_COMPILE`` environment variable; :mod:`harness.step`): equal numbers up to float
+    rounding, tens of seconds of compilation first.
 
     Example::
 
@@ -444,7 +423,8 @@ def train_block(
                 f"only {list(getattr(model_cls, 'hyper', ()))} (model) and {list(STACKABLE_TRAINING)} (training) may differ"
             )
     t0 = time.perf_counter()
-    block = _Block(model_cls, config, training, dataset, seeds, dev, resolve_mode(mode, dev), members)
+    block = _Block(model_cls, config, training, dataset, seeds, dev, resolve_mode(mode, dev), members,
+                   compile=compile_wanted(compile))
     sampling = can_sample(model_cls)  # sampling is optional
     at: dict[int, tuple] = {}  # budget k -> (metrics {name: [S]}, samples or None, alive [S])
 

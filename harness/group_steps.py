@@ -83,7 +83,7 @@ class GroupedSteps:
         blk = self.block
         views = blk.layout.unflatten(blk.flat.detach())
         leaves = [views[n].requires_grad_(True) for n in self.names[update.group]]
-        with blk._amp():
+        with blk.precision_context():
             if blk.mode == "vmap":
                 out = self._vmap(update.method)(views, blk.buffers, x, nz)
             else:
