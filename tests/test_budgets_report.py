@@ -16,7 +16,8 @@ from harness.tracking import Store
 
 def budget_study(budgets: str = "all", extra: str = "evaluate_at=(4, 8)") -> str:
     text = tiny_hypothesis(seeds=3, steps=12).replace("n_samples=16)", f"n_samples=16, {extra})")
-    return text.replace("effect=0.1)", f"effect=0.1, budgets={budgets})")
+    assert 'effect=0.1, test="t")' in text  # the tiny study's prediction, as tests/conftest.py writes it
+    return text.replace('effect=0.1, test="t")', f'effect=0.1, test="t", budgets={budgets})')
 
 
 def test_budgets_are_read_decided_and_reported(project, cli):

@@ -6,13 +6,13 @@ from conftest import tiny_hypothesis, write
 
 from harness import sample_metrics as smx
 
-NLL = 'Prediction(metric="nll", direction="lower", effect=0.1)'
+NLL = 'Prediction(metric="nll", direction="lower", effect=0.1, test="t")'
 
 
 def test_check_warns_below_the_floor_and_not_above(project, cli):
     # The tiny study on digits, predicting on KID with the shipped hypotheses' old effect 0.02.
     assert NLL in tiny_hypothesis()
-    text = tiny_hypothesis().replace(NLL, 'Prediction(metric="kid", direction="lower", effect=0.02)')
+    text = tiny_hypothesis().replace(NLL, 'Prediction(metric="kid", direction="lower", effect=0.02, test="t")')
     floor = smx.noise_floor("digits", "kid")
     write(project / "hypotheses" / "small.py", text)
     r = cli("check", "small")
