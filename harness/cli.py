@@ -272,7 +272,6 @@ def run(
 
     col = collect(target, smoke=smoke, overrides=tuple(overrides or ()))
     exploring = bool(col.overrides)
-    why = feasibility.refuse_unreachable(col, exploratory=exploratory)  # exit 2 unless exploratory
     check_seeds(col, seeds)
     if ex.distributed:  # the workers' devices, not this host's: each worker resolves `auto` itself
         if device != "auto" and device != "cpu" and not device.startswith("cuda"):
@@ -281,6 +280,7 @@ def run(
     else:
         dev = pick_device(device)
     _check_data(col)  # before registering: a study whose data is missing is not registered
+    why = feasibility.refuse_unreachable(col, exploratory=exploratory)  # exit 2 unless exploratory
     from harness.tracking import resolve_uri
 
     if ex.distributed and resolve_uri(store).startswith("sqlite:"):  # refused before the file is created
