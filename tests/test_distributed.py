@@ -344,7 +344,7 @@ hypothesis = Hypothesis(
     source="tests", dataset="digits", model="beta_vae",
     fixed={"latent_dim": 4, "hidden": 32},
     ablate={"posterior": ["diagonal", "linear_iaf"]},
-    prediction=Prediction(metric="neg_elbo", direction="lower", effect=0.5),
+    prediction=Prediction(metric="neg_elbo", direction="lower", effect=0.5, test="t"),
     seeds=2,
     training=Training(steps=15, batch_size=64, eval_samples=2, log_every=5, n_samples=16),
     tuning=Tuning(space={"lr": LogUniform(1e-4, 1e-2)}, trials=4, seeds_per_trial=1),

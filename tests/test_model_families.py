@@ -31,7 +31,7 @@ hypothesis = Hypothesis(
     model="vae",
     fixed={"hidden": 16, "depth": 1, "latent_dim": 2, "layers": 2, "time_dim": 8, "sample_steps": 2},
     ablate={"model": ["vae", "made", "realnvp", "flow_matching", "sundae"]},
-    prediction=Prediction(metric="fid", direction="lower", effect=1.0),
+    prediction=Prediction(metric="fid", direction="lower", effect=1.0, test="t"),
     seeds=2,
     training=Training(steps=4, batch_size=32, eval_samples=2, n_samples=32, log_every=2, sample_metrics=True),
 )

@@ -70,7 +70,7 @@ def _poisoned(root=None):
 hypothesis = Hypothesis(
     claim="Wider hidden layers lower the tiny VAE's NLL (tuned).",
     dataset="ds_{name}", model="tiny_vae", fixed={{"latent_dim": 2}}, ablate={{"hidden": [8, 16]}},
-    prediction=Prediction(metric="nll", direction="lower", effect=0.1), seeds=3,
+    prediction=Prediction(metric="nll", direction="lower", effect=0.1, test="t"), seeds=3,
     training=Training(steps=12, batch_size=64, eval_samples=2, log_every=6, n_samples=8),
     tuning=Tuning(space={{"lr": LogUniform(1e-3, 3e-2)}}, trials=3),
 )
