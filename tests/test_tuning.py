@@ -38,7 +38,7 @@ hypothesis = Hypothesis(
     model="beta_vae",
     fixed={{"latent_dim": 4, "hidden": 32}},
     ablate={{"posterior": ["diagonal", "linear_iaf"]}},
-    prediction=Prediction(metric="neg_elbo", direction="lower", effect=0.5),
+    prediction=Prediction(metric="neg_elbo", direction="lower", effect=0.5, test="t"),
     seeds=3,
     training={training},
     tuning=Tuning(space={{"lr": LogUniform(1e-3, 3e-2), "beta": Uniform(0.5, 2.0)}}, trials={trials}),
