@@ -61,9 +61,12 @@ def _measure(model_cls: type, config, dataset, bsz: int) -> Count:
 
     from harness.models.groups import loss_methods
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = model_cls(config, dataset.shape, dataset.levels)
+    try:  # a model that cannot even be built is not countable; its own error comes from training
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = model_cls(config, dataset.shape, dataset.levels)
+    except Exception as exc:  # noqa: BLE001
+        return Count(0, 0, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     params = sum(p.numel() for p in model.parameters())
     x = dataset.train[:bsz].cpu()
     try:
