@@ -38,8 +38,10 @@ def test_shipped_hypothesis_smoke_run_and_report(name, tmp_path, cli, monkeypatc
     assert r.exit_code == 0, r.output
     html = (tmp_path / "reports" / f"{name}@smoke" / "index.html").read_text()
     assert "SMOKE RUN" in html and "not evidence" in html
-    frame = analysis.load(f"{name}@smoke", store=store)
-    assert len(frame) == len(full.variants) * 2
+    frame = analysis.load(f"{name}@smoke", store=store)  # one row per (run, budget)
+    from analysis.budgets import final_budget
+
+    assert len(final_budget(frame)) == len(full.variants) * 2
     if full.prediction.metric in SAMPLE_METRICS:
         assert {"fid", "kid", "precision", "recall", "density", "coverage", "classifier_accuracy",
                 "nn_train_ratio", "copy_fraction"} <= set(frame)
