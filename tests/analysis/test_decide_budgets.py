@@ -36,6 +36,7 @@ VERSIONS = {
     "gan_sharp_samples": ("49da9d6acc56", "ad114197e788"),
     "iaf_tightens_bound": ("97ca30f30b1a", "f5193b6430e5"),
     "iaf_tightens_bound_mnist": ("64ba120c1d4f", "e819779a3fee"),
+    "iaf_tightens_bound_mnist_cpu": ("1ee8234ab2b5", "c640feafe358"),
     "iterative_denoising": ("8393ce9813ca", "b26f25378937"),
     "kl_bounds_information": ("5c352df50fe7", "21fc68031d94"),
     "likelihood_families": ("80fdbe2735e7", "851e9857a726"),
