@@ -253,6 +253,9 @@ def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored,
     tuning, pred = hyp.tuning, hyp.prediction
     seeds, member_cfgs, owner = [], [], []
     for trial, tv in members:
+        # A trial is scored at the final step only: its earlier budgets would be evaluated for
+        # nothing, so it trains without them (the confirmatory runs evaluate every budget).
+        tv = dataclasses.replace(tv, training=dataclasses.replace(tv.training, evaluate_at=()))
         training = tv.training
         if scored:
             training = dataclasses.replace(training, n_samples=sample_metrics.n_samples_for(ds))

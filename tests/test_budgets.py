@@ -176,3 +176,25 @@ def test_budgets_are_logged_as_histories(project, cli):
         assert h["train_flops"][2][1] == pytest.approx(3 * h["train_flops"][0][1])
         assert run.data.metrics["wall_seconds"] > 0 and run.data.metrics["params"] > 0
         assert h["nll"] == sorted(st.metric_history(rid, "nll"))
+
+
+def test_tuning_trials_train_to_the_final_budget_only(project, cli):
+    """Tuning scores each trial at the final step; evaluating its earlier budgets too would cost
+    an evaluation of the validation split per budget for nothing."""
+    text = tiny_hypothesis(seeds=2, steps=12).replace("n_samples=16)", "n_samples=16, evaluate_at=(4, 8)),\n"
+                                                      "    tuning=Tuning(space={'lr': LogUniform(1e-3, 1e-2)}, "
+                                                      "trials=2, seeds_per_trial=1, sampler='random')")
+    text = text.replace("Training, register_model", "LogUniform, Training, Tuning, register_model")
+    write(project / "hypotheses" / "b.py", text)
+    r = cli("run", "b", "--block-size", "2")
+    assert r.exit_code == 0, r.output
+    st = Store()
+    version = st.registrations("b")[0].version
+    trials = st.trial_runs("b", version)
+    assert len(trials) == 4
+    for run in trials:  # the trained configuration, as logged, has no earlier budgets
+        assert run.data.params["training.evaluate_at"] == "()", run.data.params
+        assert run.data.params["training.steps"] == "12"
+    runs = st.cell_runs("b", version)  # the confirmatory runs still evaluate every budget
+    hist = st.metric_histories([x.info.run_id for x in runs], ["nll"])
+    assert all([s for s, _ in hist[x.info.run_id]["nll"]] == [4, 8, 12] for x in runs)
