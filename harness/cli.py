@@ -590,7 +590,17 @@ def fetch(
 
 
 def main() -> None:
-    app()
+    from harness.collect import STRAY_THREADS
+
+    try:
+        app()
+    finally:
+        if any(t.is_alive() for t in STRAY_THREADS):
+            # A hypothesis file left a non-daemon thread running (already reported, exit 2):
+            # the interpreter would wait for it forever at exit. Nothing was written; leave now.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
 
 
 if __name__ == "__main__":

@@ -187,11 +187,17 @@ def _read(path: Path) -> str:
         ) from None
 
 
+# Non-daemon threads a hypothesis file started and left running: the interpreter would wait for
+# them at exit, so `harness` ends with os._exit once its message is out (see harness.cli.main).
+STRAY_THREADS: list[threading.Thread] = []
+
+
 def _no_stray_threads(path: Path, before: set) -> None:
     """A thread the file started and left running keeps the process alive after its work ends
     (`check` would print the plan and never exit)."""
     stray = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
     if stray:
+        STRAY_THREADS.extend(stray)  # the CLI's exit must not wait for them (harness.cli.main)
         code = getattr(getattr(stray[0], "_target", None), "__code__", None)
         where = f"{path}:{code.co_firstlineno}" if code and Path(code.co_filename).resolve() == path else str(path)
         raise CollectionError(

@@ -52,7 +52,9 @@ def test_check_reports_a_hostile_file_located_and_exits(project, case):
 
 @pytest.mark.parametrize("case", sorted(c for c, v in CASES.items() if v[3]))
 def test_run_reports_a_hostile_file_located(project, cli, monkeypatch, case):
-    """`run` imports in process (no second interpreter per command): its guards cover these."""
+    """`run` imports in process (no second interpreter per command): its guards cover these; the
+    file that leaves a thread running is tested below through a real process (it must exit), and
+    one that SIGKILLs its own process ends `run` with it (nothing is written before the import)."""
     source, what, line, _ = CASES[case]
     monkeypatch.setenv("HARNESS_IMPORT_TIMEOUT", "3")
     f = _write(project, source)
@@ -73,3 +75,16 @@ def test_a_real_interrupt_while_importing_is_still_an_interrupt(project, cli, mo
         collect("slow")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert os.getpid()
+
+
+@pytest.mark.parametrize("command", ["run", "register"])
+def test_run_and_register_exit_when_the_file_left_a_thread_running(project, command):
+    """`run` and `register` import in process: the file's thread is found and reported there,
+    and the command still exits 2 (the interpreter would otherwise wait for the thread forever)."""
+    source, what, line, _ = CASES["non_daemon_thread"]
+    f = _write(project, source)
+    p = harness_subprocess(command, "bad", cwd=project, extra_env={"HARNESS_IMPORT_TIMEOUT": "3"})
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 2, out
+    assert what in out and f"{f}:{line}" in out and "Traceback" not in out, out
+    assert not (project / "runs").exists()
