@@ -32,7 +32,7 @@ __all__ = ["BUDGET_COLUMNS", "confirmatory_mask", "decide_by_budget", "final_bud
 BUDGET_COLUMNS = ("budget", "budget_steps", "train_flops")
 # Columns a budget's rows carry into the per-budget table (Verdict.by_budget).
 _CURVE_COLUMNS = ["stratum", "budget", "control", "treatment", "n_pairs", "effect", "ci_low", "ci_high",
-                  "p_value", "p_adjusted", "outcome", "confirmatory"]
+                  "test_used", "p_value", "p_adjusted", "outcome", "confirmatory"]
 
 
 def final_budget(frame: pd.DataFrame) -> pd.DataFrame:

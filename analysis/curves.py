@@ -60,7 +60,7 @@ def budget_section(frame: pd.DataFrame, verdict, prediction, decl: dict, factor:
     for r in curve.itertuples():
         rows.append({"budget": int(r.budget), "flops": flops.get(int(r.budget), math.nan), "stratum": r.stratum,
                      "comparison": f"{factor} = {r.treatment} vs {r.control}", "n_pairs": int(r.n_pairs),
-                     "effect": r.effect, "ci_low": r.ci_low, "ci_high": r.ci_high, "p_value": r.p_value,
+                     "effect": r.effect, "ci_low": r.ci_low, "ci_high": r.ci_high, "test": r.test_used, "p_value": r.p_value,
                      "p_adjusted": r.p_adjusted, "outcome": r.outcome, "confirmatory": bool(r.confirmatory)})
     confirmatory = sorted({int(b) for b in curve.loc[curve["confirmatory"], "budget"]})
     out["budgets"] = {

@@ -20,10 +20,13 @@ hypothesis declared estimand="mean" without a test).
     ('permutation', 'pseudomedian')
 """
 
-__all__ = ["DEFAULT_TEST", "ESTIMANDS", "IMPLIED_ESTIMAND", "TESTS"]
+__all__ = ["DEFAULT_TEST", "ESTIMANDS", "IMPLIED_ESTIMAND", "TESTS", "TEST_NAMES"]
 
 # The paired tests analysis.stats_* implement, in the order every list of them is shown.
 TESTS = ("permutation", "wilcoxon", "t", "sign", "bootstrap_t")
+# Each test as a report names it beside every p-value it gives (issue 22: a bare "p" cannot be read).
+TEST_NAMES = {"permutation": "sign-flip permutation", "wilcoxon": "Wilcoxon signed-rank", "t": "paired t",
+              "sign": "exact sign", "bootstrap_t": "studentised bootstrap-t"}
 # The test a prediction gets when it declares neither a test nor an estimand.
 DEFAULT_TEST = "permutation"
 # Prediction.estimand -> the tests valid for it (the first is the default).

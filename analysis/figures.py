@@ -176,4 +176,26 @@ def budget_curve_plot(curve, prediction, units: str, x_of: dict, x_label: str, f
     return render(fig)
 
 
-__all__ = ["Figure", "budget_curve_plot", "drawing", "forest_plot", "history_plot", "paired_plot", "render"]
+def profile_plot(profiles, factor: str, confidence: float) -> Figure:
+    """Performance profiles (``analysis.aggregate``): per variant, the fraction of its finished runs
+    whose normalised score is above tau, with the pointwise stratified-bootstrap band."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for j, (variant, g) in enumerate(profiles.groupby("variant", sort=False)):
+        # a step function of tau (the fraction drops at each run's score): drawn as steps, not slopes
+        ax.plot(g["tau"], g["fraction"], color=f"C{j}", lw=1.4, drawstyle="steps-post", label=f"{factor} = {variant}")
+        ax.fill_between(g["tau"], g["ci_low"], g["ci_high"], color=f"C{j}", alpha=0.2, lw=0, step="post")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("normalised score tau (0 = worst run in its stratum, 1 = best)")
+    ax.set_ylabel("fraction of runs with score > tau")
+    ax.set_title(f"performance profiles over all strata (descriptive; band: {100 * confidence:g}% stratified "
+                 "bootstrap)", fontsize=9)
+    ax.legend(fontsize=7, frameon=False, loc="best")
+    fig.tight_layout()
+    return render(fig)
+
+
+__all__ = ["Figure", "budget_curve_plot", "drawing", "forest_plot", "history_plot", "paired_plot", "profile_plot",
+           "render"]

@@ -83,8 +83,9 @@ def md_finalize(value) -> str:
     return md_escape("" if value is None else str(value))
 
 
-def latex_table(c: pd.DataFrame, prediction, units: str, fmt) -> str:
-    """The comparisons as a booktabs tabular, every cell LaTeX-escaped."""
+def latex_table(c: pd.DataFrame, prediction, units: str, fmt, test_name=str) -> str:
+    """The comparisons as a booktabs tabular, every cell LaTeX-escaped; ``test_name`` names each
+    row's test beside its p-value."""
     special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
 
@@ -94,15 +95,15 @@ def latex_table(c: pd.DataFrame, prediction, units: str, fmt) -> str:
     unit = f" ({tex(units.strip())})" if units.strip() else ""
     lines = [
         "% written by harness report; needs \\usepackage{booktabs}",
-        "\\begin{tabular}{llrrlrrl}",
+        "\\begin{tabular}{llrrllrrl}",
         "\\toprule",
         f"stratum & treatment vs control & pairs & effect{unit} & {round(100 * (1 - 2 * prediction.alpha))}\\% CI "
-        "& $p$ adj. & power & outcome \\\\",
+        "& test & $p$ adj. & power & outcome \\\\",
         "\\midrule",
     ]
     for r in c.itertuples():
         lines.append(" & ".join([tex(r.stratum or "-"), tex(f"{r.treatment} vs {r.control}"), str(r.n_pairs),
-                                 tex(r.effect), f"[{tex(r.ci_low)}, {tex(r.ci_high)}]", tex(r.p_adjusted),
+                                 tex(r.effect), f"[{tex(r.ci_low)}, {tex(r.ci_high)}]", tex(test_name(r.test_used)), tex(r.p_adjusted),
                                  tex(r.power), tex(r.outcome)]) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", ""]
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.estimands import TEST_NAMES
 from analysis.outputs import Raw, duration, fmt, latex_table, md_code, md_finalize, report_dirs, write_atomic
 from analysis.report_data import ReportData, build_report_data, index_rows
 from harness.redact import redact
@@ -73,7 +74,7 @@ def render_report(data: ReportData) -> dict[str, str | bytes]:
         "index.html": html_env.get_template("report.html.j2").render(**ctx),
         "report.md": md_env.get_template("report.md.j2").render(**ctx),
         "table.csv": comparisons.to_csv(index=False),
-        "table.tex": latex_table(comparisons, data.prediction, data.units, fmt),
+        "table.tex": latex_table(comparisons, data.prediction, data.units, fmt, describe_test),
         "secondary.csv": pd.DataFrame(data.secondary).to_csv(index=False),
         **{f"{name}.svg": fig.svg for name, fig in data.figures.items() if fig is not None},
     }
@@ -101,14 +102,18 @@ def _environments():
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["fmt"] = fmt
-    env.filters["duration"] = duration
+    env.filters.update(fmt=fmt, duration=duration, test_name=describe_test)
     # Markdown renders raw HTML, so user text (a claim, a level name) is escaped there too;
     # `| raw` marks the few fenced code blocks, where an entity would show literally.
     md_env = Environment(loader=env.loader, autoescape=False, trim_blocks=True, lstrip_blocks=True,
                          finalize=md_finalize)
-    md_env.filters.update(fmt=fmt, raw=Raw, code=md_code, duration=duration)
+    md_env.filters.update(fmt=fmt, raw=Raw, code=md_code, duration=duration, test_name=describe_test)
     return env, md_env
+
+
+def describe_test(test: str) -> str:
+    """A test as the report names it beside its p-values: ``"t"`` -> ``"paired t"``."""
+    return TEST_NAMES.get(test, test)
 
 
 def _data_uri(png: bytes) -> str:
@@ -133,14 +138,15 @@ def _terminal_table(v, units):
 
     # Text cells, never markup: a level called "x[/]y" is a name, not a closing tag.
     t = Table(title=Text(f"verdict: {v.outcome} (family of {getattr(v, 'family_size', len(v.comparisons))})"))
-    for c in ("stratum", "treatment vs control", "pairs", "effect", "CI", "p adj", "P(better)", "outcome"):
+    for c in ("stratum", "treatment vs control", "pairs", "effect", "CI", "test", "p adj", "P(better)", "outcome"):
         t.add_column(c)
     several = "budget" in v.comparisons.columns and v.comparisons["budget"].nunique() > 1  # issue 19
     for r in v.comparisons.itertuples():
         where = ", ".join(x for x in (r.stratum, f"{r.budget} steps" if several else "") if x) or "-"
         cells = (
             where, f"{r.treatment} vs {r.control}", str(r.n_pairs), f"{fmt(r.effect)}{units}",
-            f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]", fmt(r.p_adjusted), fmt(r.prob_better), r.outcome,
+            f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]", describe_test(r.test_used), fmt(r.p_adjusted), fmt(r.prob_better),
+            r.outcome,
         )
         t.add_row(*(Text(str(x)) for x in cells))
     return t

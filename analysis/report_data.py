@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.aggregate import aggregate
 from analysis.budgets import final_budget
 from analysis.curves import COMPUTE_METRICS, budget_section, compute_rows
 from analysis.decide import decide
-from analysis.figures import Figure, drawing, forest_plot, history_plot, paired_plot, render
+from analysis.figures import Figure, drawing, forest_plot, history_plot, paired_plot, profile_plot, render
 from analysis.load import load
 from analysis.outputs import fmt
 from analysis.secondary import secondary_table, warnings_for
@@ -91,6 +92,9 @@ class ReportData:
     # "figure"; None with one budget) and the findings the curve shows (a ranking that flips)
     budgets: dict | None = None
     findings: list[str] = field(default_factory=list)
+    # issue 22: across strata, descriptive (rliable's view: analysis.aggregate); "rows", "strata",
+    # "confidence", "normalisation", "n_bootstrap", "seed"; None with one stratum
+    aggregate: dict | None = None
 
 
 def build_report_data(hypothesis_id: str, st, version: str | None = None, seed: int | None = None) -> ReportData:
@@ -155,6 +159,9 @@ def build_report_data(hypothesis_id: str, st, version: str | None = None, seed: 
         }
         budgets = budget_section(by_budget, verdict, prediction, decl, factor, units,
                                  prediction.metric in runs.pop("higher"), histories)
+        across = _aggregate_section(frame, prediction, levels, seed)
+        if across is not None:
+            figures["profiles"] = profile_plot(across.pop("profiles"), factor, across["confidence"])
     if budgets["budgets"] is not None:
         figures["budgets"] = budgets["budgets"]["figure"]
         b = budgets["budgets"]
@@ -190,7 +197,7 @@ def build_report_data(hypothesis_id: str, st, version: str | None = None, seed: 
         complete=complete, done=done, planned=planned, smoke=decl.get("smoke", False), units=units,
         generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         looks=_sequential_looks(st, hypothesis_id, reg.version), tuning=tuning,
-        budgets=budgets["budgets"], findings=budgets["findings"], **runs,
+        budgets=budgets["budgets"], findings=budgets["findings"], aggregate=across, **runs,
     )
 
 
@@ -218,6 +225,20 @@ def _done(st, hypothesis_id: str, version: str, planned: int) -> int:
     from harness.plan import progress_counts
 
     return progress_counts(st, hypothesis_id, version, planned)[0]
+
+
+def _aggregate_section(frame: pd.DataFrame, prediction, levels: list[str], seed: int) -> dict | None:
+    """Across strata (issue 22; ``analysis.aggregate``): descriptive, from each run's final budget
+    and the report's seed. None with one stratum: there the per-stratum tables are the aggregate."""
+    if frame["stratum"].nunique() < 2:
+        return None
+    agg = aggregate(frame[["variant", "stratum", "seed", "value"]], levels[0], prediction.direction,
+                    alpha=prediction.alpha, seed=seed)
+    rank = {lv: i for i, lv in enumerate(levels)}
+    table = agg.table.sort_values("variant", key=lambda v: v.map(rank), kind="stable")
+    return {"rows": table.to_dict("records"), "profiles": agg.profiles, "strata": list(agg.strata),
+            "confidence": agg.confidence, "normalisation": agg.normalisation, "n_bootstrap": agg.n_bootstrap,
+            "seed": agg.seed}
 
 
 # ---------------------------------------------------------------------- the runs behind the verdict

@@ -221,3 +221,106 @@ def test_write_atomic_on_a_really_full_disk(small_disk):  # noqa: F811  (the imp
         write_atomic(p, "x" * 2_000_000)
     assert p.read_text() == "good report " * 1000
     assert [x.name for x in p.parent.iterdir()] == ["index.html"]
+
+
+# ---------------------------------------------------------------------- across strata, p-values
+def stratified_study(seeds: int = 3, steps: int = 12) -> str:
+    """The tiny study in two strata (latent_dim 2 and 3), evaluated at 6 steps and at the end."""
+    text = tiny_hypothesis(seeds=seeds, steps=steps)
+    assert 'fixed={"latent_dim": 2},' in text and "n_samples=16)" in text
+    text = text.replace('fixed={"latent_dim": 2},', 'fixed={}, strata={"latent_dim": [2, 3]},')
+    return text.replace("n_samples=16)", "n_samples=16, evaluate_at=(6,))")
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """One stratified study with two budgets and one single-stratum study, run and reported once
+    for the tests below (real training, a real sqlite store)."""
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    root = tmp_path_factory.mktemp("strata")
+    runner = CliRunner()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.delenv("HARNESS_STORE", raising=False)
+        write(root / "hypotheses" / "strat.py", stratified_study())
+        write(root / "hypotheses" / "one.py", tiny_hypothesis(seeds=2, steps=6))
+        first = None
+        for args in (["run", "strat", "--block-size", "3"], ["report", "strat"], ["report", "strat"], ["run", "one"],
+                     ["report", "one"]):
+            r = runner.invoke(app, args, catch_exceptions=False)
+            assert r.exit_code == 0, r.output
+            if args == ["report", "strat"] and first is None:  # kept to check the second report repeats it
+                first = (root / "runs" / "reports" / "strat" / "index.html").read_text()
+    return {**{h: root / "runs" / "reports" / h for h in ("strat", "one")}, "first": first}
+
+
+def _html_tables(html: str) -> list[tuple[str, list[str]]]:
+    """(table id, header cells) of every HTML table."""
+    out = []
+    for m in re.finditer(r"<table([^>]*)>(.*?)</table>", html, re.S):
+        first = re.search(r"<tr[^>]*>(.*?)</tr>", m.group(2), re.S)
+        heads = [re.sub(r"<[^>]+>", "", h).strip() for h in re.findall(r"<th[^>]*>(.*?)</th>", first.group(1), re.S)] \
+            if first else []
+        ident = re.search(r'id="([^"]+)"', m.group(1))
+        out.append((ident.group(1) if ident else "", heads))
+    return out
+
+
+def _md_tables(md: str) -> list[list[str]]:
+    """Header cells of every Markdown table (a row followed by a |---| row)."""
+    lines = md.splitlines()
+    return [[c.strip() for c in line.strip().strip("|").split("|")]
+            for line, nxt in zip(lines, lines[1:]) if line.startswith("|") and nxt.startswith("|---")]
+
+
+def _p_columns(heads: list[str]) -> list[str]:
+    return [h for h in heads if re.match(r"(one-sided )?p\b", h) and not h.startswith("pairs")]
+
+
+def test_every_p_value_in_a_per_comparison_table_names_its_test(reports):
+    """Issue 22: a p-value without its test cannot be read; every table with a p column (the
+    comparisons, the budgets, in HTML and Markdown) names the test, as a "test" column or in the
+    header itself."""
+    from analysis.estimands import TEST_NAMES
+
+    names = set(TEST_NAMES.values())
+    out = reports["strat"]
+    html, md = (out / "index.html").read_text(), (out / "report.md").read_text()
+    tables = [(f"html {i}", h) for i, h in _html_tables(html)] + [("md", h) for h in _md_tables(md)]
+    with_p = [(where, heads) for where, heads in tables if _p_columns(heads)]
+    assert {w for w, _ in with_p} >= {"html comparisons", "html budgets", "md"}, with_p
+    assert sum(w == "md" for w, _ in with_p) >= 2, with_p  # the Markdown comparisons and budgets tables
+    for where, heads in with_p:
+        named = "test" in heads or all(any(n in h for n in names) for h in _p_columns(heads))
+        assert named, f"{where}: p columns {_p_columns(heads)} without their test; header {heads}"
+    # the test column holds the test's name: a t-test study
+    assert TEST_NAMES["t"] in html[html.index('id="comparisons"'):html.index('id="budgets"')]
+    assert f"| {TEST_NAMES['t']} |" in md
+
+
+def test_a_stratified_report_aggregates_across_strata_descriptively(reports):
+    out = reports["strat"]
+    html, md = (out / "index.html").read_text(), (out / "report.md").read_text()
+    section = html[html.index('id="aggregate"'):]
+    section = section[: section.index("<h2>")]
+    assert "descriptive, not the registered test" in section.lower()
+    assert 'alt="performance profiles' in section and (out / "profiles.svg").stat().st_size > 0
+    table = section[section.index("<table"): section.index("</table>")]
+    assert "hidden = 8" in table and "hidden = 16" in table and "pools the 2 strata" in section
+    assert "min-max" in section and "stratified bootstrap" in section
+    for word in ("favours", "favors", "supported", "refuted"):
+        assert word not in section.lower(), word
+    # deterministic: seeded from the report seed, the same study reports the same numbers
+    again = reports["first"][reports["first"].index('id="aggregate"'):]
+    assert again[: again.index("<img")] == section[: section.index("<img")]
+    assert "## Across strata (descriptive, not the registered test)" in md and "`profiles.svg`" in md
+    md_section = md[md.index("## Across strata"):]
+    md_section = md_section[: md_section.index("\n## ", 5)]
+    assert "| hidden = 16 |" in md_section and "favours" not in md_section
+    # one stratum: nothing to aggregate, so no section and no figure
+    one = reports["one"]
+    assert 'id="aggregate"' not in (one / "index.html").read_text() and not (one / "profiles.svg").exists()
+    assert "## Across strata" not in (one / "report.md").read_text()
