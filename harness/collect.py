@@ -192,6 +192,16 @@ def _read(path: Path) -> str:
 STRAY_THREADS: list[threading.Thread] = []
 
 
+def leave_if_threads_left() -> None:
+    """End the process now (exit 2) when a hypothesis file left a non-daemon thread running:
+    its error is already reported and nothing was written, but the interpreter would wait for
+    the thread forever at exit. For the CLI's entry point only (not for library callers)."""
+    if any(t.is_alive() for t in STRAY_THREADS):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(2)
+
+
 def _no_stray_threads(path: Path, before: set) -> None:
     """A thread the file started and left running keeps the process alive after its work ends
     (`check` would print the plan and never exit)."""
