@@ -53,15 +53,9 @@ DataDirOpt = typer.Option(
 
 
 def _use_data_dir(data_dir: str | None) -> None:
-    """--data-dir sets $HARNESS_DATA_DIR for this process and the workers it spawns."""
-    from harness.data import DATA_DIR_ENV
+    from harness.datasets_files import use_data_dir
 
-    if data_dir is None:
-        return
-    if not Path(data_dir).expanduser().is_dir():
-        raise HarnessError(f"--data-dir {data_dir}: no such directory\n  hint: the directory that holds mnist/, "
-                           "fashion_mnist/ or cifar10/ (see `harness catalog datasets`)")
-    os.environ[DATA_DIR_ENV] = str(Path(data_dir).expanduser().resolve())
+    use_data_dir(data_dir)
 
 
 def _check_data(col, compute_lines: bool = False) -> list[str]:
@@ -96,8 +90,6 @@ def _user_errors(fn):
             raise typer.Exit(known.exit_code) from None
 
     return wrapper
-
-
 
 
 @app.command()
@@ -359,7 +351,7 @@ def list_(store: str | None = StoreOpt):
     table = Table(title=f"hypotheses (store {redact(uri)})")
     for c in ("id", "version", "registered", "runs done / planned", "verdict"):
         table.add_column(c)
-    from harness.plan import progress_counts
+    from harness.plan import planned_runs, progress_counts
 
     for hid in sorted(rows):
         regs = st.registrations(hid) if st else []
@@ -367,21 +359,13 @@ def list_(store: str | None = StoreOpt):
             table.add_row(hid, "-", "not registered", "-", "-")
             continue
         for reg in regs:
-            planned = int(reg.tags.get("harness.planned", 0)) or _planned(reg.declaration)
+            planned = int(reg.tags.get("harness.planned", 0)) or planned_runs(reg.declaration)
             done, _ = progress_counts(st, hid, reg.version, planned)
             name = f"{hid} (exploratory: {' '.join(reg.declaration['exploratory'])})" \
                 if reg.declaration.get("exploratory") else hid
             table.add_row(name, f"v{reg.number} {reg.version}", reg.registered_at, f"{done} / {planned}",
                           reg.tags.get("harness.verdict", "not reported"))
     out.print(table)
-
-
-def _planned(decl: dict) -> int:
-    n = len(next(iter(decl["ablate"].values())))
-    for levels in decl["strata"].values():
-        n *= len(levels)
-    seeds = decl["seeds"]  # an int, or a sequential design {"looks": [...], ...}: plan for the max
-    return n * (seeds["looks"][-1] if isinstance(seeds, dict) else seeds)
 
 
 @app.command()
