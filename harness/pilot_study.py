@@ -87,11 +87,12 @@ def _num(x: float, fmt: str = ".4g") -> str:
     return "-" if not isinstance(x, (int, float)) or math.isnan(x) else format(x, fmt)
 
 
-def _seeds(x: float, simulated: bool) -> str:
+def _seeds(x: float, simulated: bool, zero: bool = False) -> str:
+    """Seeds needed as printed: "> 400" where a simulated search stopped, "none" at E = 0."""
     if isinstance(x, float) and math.isnan(x):
         return "-"
     if math.isinf(x):
-        return "> 400" if simulated else "none (E = 0)"
+        return "> 400" if simulated and not zero else "none (E = 0)"
     return str(int(x))
 
 
@@ -103,6 +104,10 @@ def _describe(h, est: dict, target, n: int, say) -> list[str]:
 
     test, m, reg_n = est["test"], est["m"], int(h.seeds)
     sim = test != "t"
+
+    def seeds(x: float, simulated: bool) -> str:
+        return _seeds(x, simulated, zero=est["effect"] <= 0)  # no number of seeds detects E = 0
+
     conf = f"{est['confidence']:.0%}"
     table = Table(title=f"PILOT power estimate (exploratory: {n} seeds per variant; not evidence)")
     budgets = len({r.get("budget") for r in est["rows"]}) > 1
@@ -114,28 +119,32 @@ def _describe(h, est: dict, target, n: int, say) -> list[str]:
         name = f"{r['treatment']} vs {r['control']}" + (f" [{r['stratum']}]" if r.get("stratum") else "")
         table.add_row(name, *([str(r.get("budget"))] if budgets else []), str(r["n_pairs"]), _num(r["effect"]),
                       _num(r["sd"]), _num(r["sd_upper"]), f"{_num(r['power'], '.2f')} / {_num(r['power_upper'], '.2f')}",
-                      f"{_seeds(r['seeds'], sim)} / {_seeds(r['seeds_upper'], sim)}")
+                      f"{seeds(r['seeds'], sim)} / {seeds(r['seeds_upper'], sim)}")
     o = est["overall"]
     if m > 1:
         table.add_row(f"overall (all {m}, {h.prediction.correction})", *([""] if budgets else []), "", "", "", "",
                       f"{_num(o['power'], '.2f')} / {_num(o['power_upper'], '.2f')}",
-                      f"{_seeds(o['seeds'], True)} / {_seeds(o['seeds_upper'], True)}")
+                      f"{seeds(o['seeds'], True)} / {seeds(o['seeds_upper'], True)}")
     say(table)
     why_target = "declared" if target is not None else "no power target declared: 0.8 used"
-    how = ("noncentral t (statsmodels TTestPower's answer)" if test == "t" and m == 1 else
-           f"simulated as the report's power is ({'noncentral t per comparison, ' if test == 't' else ''}"
-           f"{h.prediction.correction} over the family of {m})")
+    if m == 1:
+        how = ("noncentral t (statsmodels TTestPower's answer)" if test == "t" else
+               f"the simulated P(supported) of the declared {test} test, as the report's power")
+    else:
+        how = (f"per comparison at alpha / {m} ({'noncentral t' if test == 't' else 'simulated'}); overall "
+               f"simulated as the report's power, {h.prediction.correction} over the family of {m}")
     lines = [
         f"seeds needed for power {est['target']:g} ({why_target}) at the smallest effect E = {est['effect']:g}, "
-        f"{test} test, alpha {est['alpha']:g}: {_seeds(o['seeds'], sim or m > 1)} at the pilot's SD, "
-        f"{_seeds(o['seeds_upper'], sim or m > 1)} at its {conf} upper confidence bound (Browne 1995: plan on "
+        f"{test} test, alpha {est['alpha']:g}: {seeds(o['seeds'], sim or m > 1)} at the pilot's SD, "
+        f"{seeds(o['seeds_upper'], sim or m > 1)} at its {conf} upper confidence bound (Browne 1995: plan on "
         f"this one); registered: {reg_n} seeds per variant, power {_num(o['power'], '.2f')} "
         f"(upper bound: {_num(o['power_upper'], '.2f')}); method: {how}",
         f"pilot caveat: these are ESTIMATES from {n} seeds per variant; a pilot's SD has n - 1 = {n - 1} degrees "
         "of freedom and is noisy, so the power at the pilot's SD is optimistic about half the time; the pilot's "
         "effect is shown, never used: power is computed at E",
     ]
-    if sim:
+    shown = [r[k] for r in [*est["rows"], o] for k in ("seeds", "seeds_upper") if k in r]
+    if (sim or m > 1) and any(isinstance(x, float) and math.isinf(x) for x in shown):
         lines.append(f"pilot note: '> {SIMULATED_MAX_SEEDS}' means the simulated search stopped at "
                      f"{SIMULATED_MAX_SEEDS} seeds")
     lines.append(f"pilot stored as {est['id']} v{est['number']} ({est['version']}): seeds {est['seeds'][0]}..{est['seeds'][1]}; "
