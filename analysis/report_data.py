@@ -145,6 +145,9 @@ def build_report_data(hypothesis_id: str, st, version: str | None = None, seed: 
         appendix.append(f"Fixed-design reading of the same runs (not the registered analysis): {headline}")
         headline = (f"{seq.upper()} under the pre-registered sequential design (stopped at look {stop}; see "
                     "'Sequential looks').")
+    if decl.get("pilot"):  # `harness check --pilot N` (harness.pilot): seeds outside the study's, not evidence
+        headline = (f"PILOT (exploratory; {decl['seeds']} seeds outside the confirmatory range, declared values, "
+                    "no tuning): not the registered study, never evidence. " + headline)
     if why := reg.tags.get("harness.exploratory_design"):  # harness.feasibility.EXPLORATORY_TAG
         headline = f"EXPLORATORY design (registered with --exploratory; {why}): not evidence. " + headline
     runs = _runs_part(st, hypothesis_id, reg, frame, prediction, levels, seed)
@@ -286,6 +289,8 @@ def _provenance(st, reg, frame: pd.DataFrame, used: list, sha: str | None) -> di
         "device": ", ".join(sorted(set(frame["device"]))) if "device" in frame else "",
         "python": tags.get("harness.python_version", ""),
         "host": tags.get("harness.host", ""),
+        # harness.pilot_study.PILOT_TAG: the pilot(s) run before this study, never its evidence
+        **({"pilot": reg.tags["harness.pilot"]} if reg.tags.get("harness.pilot") else {}),
     }
 
 
@@ -297,6 +302,12 @@ def _reproduce(hypothesis_id: str, uri: str, version: str, commit: str, seed: in
     if hypothesis_id.endswith("@explore"):
         stem, smoke_flag = hypothesis_id[: -len("@explore")], "".join(
             f" --set {shlex.quote(a)}" for a in decl.get("exploratory", []))
+    if hypothesis_id.endswith("@pilot"):  # `harness check --pilot N` trains (and resumes) a pilot
+        stem, smoke_flag = hypothesis_id[: -len("@pilot")], ""
+        return [f"git checkout {commit}",
+                f"harness source {hypothesis_id} --version {version}{store_arg} --output hypotheses/{stem}.py",
+                f"harness check hypotheses/{stem}.py --pilot {decl['seeds']}{store_arg}",
+                f"harness report {hypothesis_id}{store_arg} --version {version} --seed {seed}"]
     # `git checkout` restores the harness code; the hypothesis file itself comes from the
     # registration record (the exact registered text, whatever git knows of it).
     return [

@@ -53,15 +53,9 @@ DataDirOpt = typer.Option(
 
 
 def _use_data_dir(data_dir: str | None) -> None:
-    """--data-dir sets $HARNESS_DATA_DIR for this process and the workers it spawns."""
-    from harness.data import DATA_DIR_ENV
+    from harness.datasets_files import use_data_dir
 
-    if data_dir is None:
-        return
-    if not Path(data_dir).expanduser().is_dir():
-        raise HarnessError(f"--data-dir {data_dir}: no such directory\n  hint: the directory that holds mnist/, "
-                           "fashion_mnist/ or cifar10/ (see `harness catalog datasets`)")
-    os.environ[DATA_DIR_ENV] = str(Path(data_dir).expanduser().resolve())
+    use_data_dir(data_dir)
 
 
 def _check_data(col, compute_lines: bool = False) -> list[str]:
@@ -122,13 +116,21 @@ def check(
     target: str = typer.Argument(..., help="Hypothesis file or ID."),
     store: str | None = StoreOpt,
     data_dir: str | None = DataDirOpt,
+    pilot: int | None = typer.Option(
+        None, "--pilot", help="Then train a PILOT of N seeds per variant outside the confirmatory seeds (declared "
+                              "values, registered budget), stored apart as ID@pilot, never evidence; print the "
+                              "seeds needed for the declared power."),
 ):
-    """Validate a hypothesis file (and that its dataset loads) and print its plan. Writes nothing."""
+    """Validate a hypothesis file (and that its dataset loads) and print its plan. Writes nothing
+    (--pilot N: only the pilot's runs, as ID@pilot)."""
     from harness.collect import collect
     from harness.models.base import can_sample
+    from harness.pilot import check_pilot_n
     from harness.registry import MODELS
     from harness.tracking import resolve_uri
 
+    if pilot is not None:
+        check_pilot_n(pilot)  # before anything runs: a bad N writes nothing
     _use_data_dir(data_dir)
     col = collect(target, isolated=True)  # a child process imports it first: nothing it does hangs `check`
     h = col.hypothesis
@@ -181,6 +183,12 @@ def check(
     n, seconds = check_models(col)  # a broken model fails here (exit 2), located, before registering
     out.print(f"models: one training step, evaluation and sample of {n} configuration(s) on {N_EXAMPLES} "
               f"examples: ok ({seconds:.1f} s)", markup=False)
+    if pilot is not None:
+        from harness.pilot_study import run_pilot
+
+        with RunProgress(out) as progress:
+            run_pilot(col, pilot, store, say=functools.partial(out.print, markup=False, highlight=False),
+                      progress=progress)
 
 
 @app.command()
@@ -228,11 +236,8 @@ def run(
         None, "--set", help="Explore before registering: FIELD=VALUE (training.steps=300, fixed.hidden=64, seeds=3, "
                             "prediction.effect=0.5); repeatable. Runs an EXPLORATORY version stored apart as "
                             "ID@explore, never the registered study."),
-    optuna_storage: str | None = typer.Option(
-        None, "--optuna-storage",
-        help="Optuna storage for tuning: a database URL (RDB) or a journal file (default: --db, else "
-             "<store root>/optuna.journal).",
-    ),
+    optuna_storage: str | None = typer.Option(None, "--optuna-storage", help="Optuna storage for tuning: a database "
+                                              "URL (RDB) or a journal file (default: --db, else <store root>/optuna.journal)."),
     executor: str = typer.Option("local", "--executor", help="local (this host), ray or slurm."),
     db: str | None = typer.Option(
         None, "--db", help="PostgreSQL URL for claims (leases) and tuning (default: the store when it is "
@@ -288,12 +293,18 @@ def run(
             "server) with --db"
         )
     st = Store(store)
+    from harness.pilot_study import PILOT_TAG, record_pilots
+
+    pilots = record_pilots(col, st)  # refuses (exit 2) confirmatory seeds that reach a pilot's
     claims, optuna_storage = coordination(st, ex, db, optuna_storage, col)
     ex.start()  # an executor that cannot start fails here, before anything is registered
     try:
         # Each set of overrides is its own version of ID@explore: a new one is never refused.
         reg, created = do_register(col, st, new_version=new_version or exploring)
         feasibility.mark_exploratory(st, reg, why, out.print)
+        if pilots is not None:  # the pilot is in the record, and never in the evidence
+            st.set_tag(reg.run_id, PILOT_TAG, pilots)
+            out.print(f"note: {pilots}", markup=False)
         word = "registered" if created else "resuming"
         if exploring:
             out.print(f"[yellow]EXPLORATORY run ({' '.join('--set ' + a for a in col.overrides)}): stored apart as "
@@ -357,7 +368,7 @@ def list_(store: str | None = StoreOpt):
     table = Table(title=f"hypotheses (store {redact(uri)})")
     for c in ("id", "version", "registered", "runs done / planned", "verdict"):
         table.add_column(c)
-    from harness.plan import progress_counts
+    from harness.plan import planned_runs, progress_counts
 
     for hid in sorted(rows):
         regs = st.registrations(hid) if st else []
@@ -365,21 +376,14 @@ def list_(store: str | None = StoreOpt):
             table.add_row(hid, "-", "not registered", "-", "-")
             continue
         for reg in regs:
-            planned = int(reg.tags.get("harness.planned", 0)) or _planned(reg.declaration)
+            planned = int(reg.tags.get("harness.planned", 0)) or planned_runs(reg.declaration)
             done, _ = progress_counts(st, hid, reg.version, planned)
             name = f"{hid} (exploratory: {' '.join(reg.declaration['exploratory'])})" \
                 if reg.declaration.get("exploratory") else hid
+            name += " (pilot: exploratory, not evidence)" if reg.declaration.get("pilot") else ""
             table.add_row(name, f"v{reg.number} {reg.version}", reg.registered_at, f"{done} / {planned}",
                           reg.tags.get("harness.verdict", "not reported"))
     out.print(table)
-
-
-def _planned(decl: dict) -> int:
-    n = len(next(iter(decl["ablate"].values())))
-    for levels in decl["strata"].values():
-        n *= len(levels)
-    seeds = decl["seeds"]  # an int, or a sequential design {"looks": [...], ...}: plan for the max
-    return n * (seeds["looks"][-1] if isinstance(seeds, dict) else seeds)
 
 
 @app.command()

@@ -59,7 +59,7 @@ def resolve(target: str | Path) -> Path:
 
 
 def collect(target: str | Path, *, smoke: bool = False, isolated: bool = False,
-            overrides: tuple | list = ()) -> Collected:
+            overrides: tuple | list = (), pilot: int | None = None) -> Collected:
     """Import one hypothesis file and return its validated declaration.
 
     ``smoke=True`` gives the labelled smoke version: 2 seeds, a tiny training budget, its own
@@ -68,7 +68,8 @@ def collect(target: str | Path, *, smoke: bool = False, isolated: bool = False,
     the import timeout whatever the file does (ignores SIGALRM, starts a thread, kills its own
     process), and imports it here only once the child succeeded (see :mod:`harness.isolate`).
     ``overrides`` (``--set training.steps=300``, :mod:`harness.explore`) give an exploratory
-    version, stored apart as ``<id>@explore``: never the registered study.
+    version, stored apart as ``<id>@explore``: never the registered study. ``pilot=N``
+    (`harness check --pilot N`, :mod:`harness.pilot`) gives the pilot version, ``<id>@pilot``.
 
     Example::
 
@@ -127,6 +128,13 @@ def collect(target: str | Path, *, smoke: bool = False, isolated: bool = False,
             f"{path}: no module-level `hypothesis = Hypothesis(...)` (found {type(hyp).__name__})\n"
             "  hint: assign your declaration to a variable named `hypothesis`; see `harness new NAME`"
         )
+    if pilot is not None:
+        from harness.pilot import PILOT_SUFFIX, pilot_version
+
+        if smoke or overrides:
+            raise CollectionError("--pilot with --smoke or --set: a pilot runs the declaration as it is\n"
+                                  "  hint: leave out --smoke and --set")
+        return Collected(f"{path.stem}{PILOT_SUFFIX}", path, pilot_version(hyp, pilot), source)
     if overrides:
         from harness.explore import EXPLORE_SUFFIX, apply
 

@@ -84,6 +84,16 @@ def data_dir(root: str | os.PathLike | None = None, dataset: str | None = None) 
     return Path(root).expanduser()
 
 
+def use_data_dir(given: str | None) -> None:
+    """``--data-dir``: set $HARNESS_DATA_DIR for this process and the workers it spawns."""
+    if given is None:
+        return
+    if not Path(given).expanduser().is_dir():
+        raise HarnessError(f"--data-dir {given}: no such directory\n  hint: the directory that holds mnist/, "
+                           "fashion_mnist/ or cifar10/ (see `harness catalog datasets`)")
+    os.environ[DATA_DIR_ENV] = str(Path(given).expanduser().resolve())
+
+
 def _fetch_hint(root: Path) -> str:
     default = os.path.normpath(root) == os.path.normpath(DEFAULT_DATA_DIR)
     return FETCH_HINT.format(opt="" if default else f" --data-dir {str(root)!r}")

@@ -98,6 +98,8 @@ class Hypothesis:
     exploratory: tuple = ()  # the `harness run --set` overrides of an exploratory version (harness.explore)
     first_seed: int = 0  # confirmatory seeds are first_seed .. first_seed + seeds - 1: start a
     # confirmatory version past the seeds its pilot used, so the pilot is never in its sample
+    pilot: bool = False  # a `harness check --pilot N` version (harness.pilot): seeds outside the
+    # confirmatory range, declared values, stored apart as ID@pilot; never evidence
 
     def __post_init__(self) -> None:
         from harness.registry import DATASETS, MODELS
@@ -437,6 +439,7 @@ class Hypothesis:
             **({"tuning": self.tuning.canonical()} if self.tuning is not None else {}),
             # left out when empty: a registered declaration's hash never depends on it
             **({"exploratory": list(self.exploratory)} if self.exploratory else {}),
+            **({"pilot": True} if self.pilot else {}),
         }
 
     @property

@@ -47,9 +47,14 @@ _CLAIMS: dict = {}
 def seed_caches(col, store, claims) -> None:
     """In-process execution: the driver's own objects serve its jobs (no second import of the
     hypothesis file, no second store or claims connection)."""
-    _COLLECTED[str(col.path), col.hypothesis.smoke, tuple(col.overrides)] = col
+    _COLLECTED[str(col.path), col.hypothesis.smoke, tuple(col.overrides), pilot_n(col)] = col
     _STORES[store.uri, str(store.root)] = store
     _CLAIMS[repr(sorted(claims.spec().items()))] = claims
+
+
+def pilot_n(col) -> int:
+    """The N of a pilot version (`harness check --pilot N`), 0 for any other: part of a job's key."""
+    return int(col.hypothesis.seeds) if col.hypothesis.pilot else 0
 
 
 def _context(spec: dict):
@@ -61,9 +66,9 @@ def _context(spec: dict):
 
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
-    key = (spec["path"], spec["smoke"], tuple(spec.get("overrides", ())))
+    key = (spec["path"], spec["smoke"], tuple(spec.get("overrides", ())), spec.get("pilot") or 0)
     if key not in _COLLECTED:
-        _COLLECTED[key] = collect(spec["path"], smoke=spec["smoke"], overrides=key[2])
+        _COLLECTED[key] = collect(spec["path"], smoke=spec["smoke"], overrides=key[2], pilot=key[3] or None)
     col = _COLLECTED[key]
     reg = spec["reg"]
     if col.hypothesis.version != reg.version:

@@ -83,6 +83,15 @@ def plan(
     return jobs, done
 
 
+def planned_runs(decl: dict) -> int:
+    """The runs a registered declaration plans: variants x seeds (a sequential design's maximum)."""
+    n = len(next(iter(decl["ablate"].values())))
+    for levels in decl["strata"].values():
+        n *= len(levels)
+    seeds = decl["seeds"]  # an int, or a sequential design {"looks": [...], ...}: plan for the max
+    return n * (seeds["looks"][-1] if isinstance(seeds, dict) else seeds)
+
+
 def progress_counts(store, col_id: str, version: str, n_planned: int) -> tuple[int, int]:
     """(cells done, planned) for one version."""
     status = cell_status(store, col_id, version)

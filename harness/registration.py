@@ -129,9 +129,10 @@ def current_registration(col: Collected, store):
 
 
 def seed_overlap_warning(hyp_id: str, hypothesis, store: str | None = None) -> str | None:
-    """A warning when ``hypothesis``'s confirmatory seeds overlap those of an EARLIER registered
-    version of ``hyp_id`` in the store (a pilot whose seeds would be re-used as confirmatory
-    evidence), naming the versions, the shared seeds and the fix; None when they do not, or
+    """A warning when ``hypothesis``'s confirmatory seeds overlap those of a pilot
+    (``harness check --pilot``, stored as ``<id>@pilot``) or of an EARLIER registered version of
+    ``hyp_id`` in the store (a pilot whose seeds would be re-used as confirmatory evidence),
+    naming the versions, the shared seeds and the fix; None when they do not, or
     when there is no store yet (this never creates one: ``harness check`` writes nothing)."""
     from harness.errors import HarnessError
     from harness.tracking import resolve_uri
@@ -139,12 +140,17 @@ def seed_overlap_warning(hyp_id: str, hypothesis, store: str | None = None) -> s
     uri = resolve_uri(store)
     if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):]):
         return None
+    from harness.pilot import PILOT_SUFFIX, pilot_clash
     from harness.tracking import Store
 
     try:
-        regs = Store(store, create=False).registrations(hyp_id)
+        st = Store(store, create=False)
+        regs, pilots = st.registrations(hyp_id), st.registrations(hyp_id + PILOT_SUFFIX)
     except HarnessError:  # an unreadable store is `run`'s error to report, not `check`'s
         return None
+    clash = pilot_clash(hyp_id, hypothesis, pilots)
+    if clash is not None:  # `harness run` refuses this (harness.pilot_study.record_pilots)
+        return f"{clash}; `harness run` refuses this range"
     mine = range(hypothesis.first_seed, hypothesis.first_seed + int(hypothesis.seeds))
     own = next((r.number for r in regs if r.version == hypothesis.version), None)
     if own is not None:  # registered already: only the versions before it count

@@ -22,7 +22,7 @@ from harness.claims import FlockClaims, tuning_key
 from harness.collect import Collected
 from harness.errors import RunError
 from harness.hypothesis import Sequential, Variant
-from harness.jobs import interruptible
+from harness.jobs import interruptible, pilot_n
 from harness.plan import RunSummary, check_seeds, plan, tuned_changes
 
 
@@ -147,7 +147,7 @@ MAX_LOST_ROUNDS = 3
 def _spec(col: Collected, store, reg, claims, variant: Variant, device: str) -> dict:
     """The plain-data part of a job spec shared by both kinds (see :mod:`harness.jobs`)."""
     return {"path": str(col.path), "smoke": col.hypothesis.smoke, "overrides": list(col.overrides),
-            "store": store.uri, "root": str(store.root),
+            "pilot": pilot_n(col), "store": store.uri, "root": str(store.root),
             "claims": claims.spec(), "reg": reg, "level": variant.level, "stratum": variant.stratum,
             "changes": tuned_changes(col, variant), "device": device}
 
