@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.coordination import coordination, die_with_parent
+from harness.datasets_files import use_data_dir as _use_data_dir
 from harness.errors import HarnessError, translate
 from harness.progress import RunProgress
 from harness.redact import redact, redact_text, shown
@@ -50,12 +51,6 @@ DataDirOpt = typer.Option(
     None, "--data-dir",
     help="Directory with local datasets (MNIST, Fashion-MNIST, CIFAR-10); default $HARNESS_DATA_DIR, else runs/data.",
 )
-
-
-def _use_data_dir(data_dir: str | None) -> None:
-    from harness.datasets_files import use_data_dir
-
-    use_data_dir(data_dir)
 
 
 def _check_data(col, compute_lines: bool = False) -> list[str]:
