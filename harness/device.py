@@ -17,6 +17,9 @@ MODES = ("auto", "vmap", "loop")
 # glibc malloc on CPU: keep freed memory mapped (see tune_cpu_allocator).
 ALLOCATOR_ENV = "HARNESS_CPU_ALLOCATOR"  # "default" leaves malloc as it is
 MMAP_THRESHOLD = 256 * 2**20
+# The CPU block cap (engine.auto_block_size), overridable per worker: a worker's environment
+# sets how many seeds it stacks on its CPU (issue 23: the worker, not the driver, sizes blocks).
+CPU_BLOCK_ENV = "HARNESS_CPU_MAX_BLOCK"
 TRIM_THRESHOLD = 512 * 2**20
 _allocator_tuned = False
 
@@ -32,6 +35,21 @@ def pick_device(device: str = "auto") -> torch.device:
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise HarnessError(f"--device {device!r}: expected auto, cpu or cuda[:N]")
     return torch.device(device)
+
+
+def cpu_block_cap(default: int) -> int:
+    """The most seeds a block stacks on a CPU: ``$HARNESS_CPU_MAX_BLOCK``, else ``default``."""
+    raw = os.environ.get(CPU_BLOCK_ENV, "").strip()
+    if not raw:
+        return default
+    try:
+        cap = int(raw)
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        raise HarnessError(f"${CPU_BLOCK_ENV}={raw!r}: expected a positive integer (seeds per block on a CPU)\n"
+                           f"  hint: unset it for the default ({default})")
+    return cap
 
 
 def tune_cpu_allocator() -> bool:

@@ -70,7 +70,7 @@ from torch.func import stack_module_state, vmap
 
 from harness import evaluation
 from harness.dataset import Dataset
-from harness.device import pick_device, resolve_mode, tune_cpu_allocator
+from harness.device import cpu_block_cap, pick_device, resolve_mode, tune_cpu_allocator
 from harness.errors import HarnessError
 from harness.evaluation import eval_chunk, stream_generator  # noqa: F401  (eval_chunk: re-exported)
 from harness.group_steps import GroupedSteps, order_by_group
@@ -512,22 +512,26 @@ def auto_block_size(
     dataset: Dataset,
     device: str | torch.device = "auto",
     cap: int | None = None,
+    gpu_share: float | None = None,
 ) -> int:
     """How many seeds to stack in one block on ``device`` (never changes any seed's numbers).
 
     CUDA: measured, not guessed. Blocks of 1 and 3 seeds each run one training step, the
     evaluation and the samples; the difference of their peak memory is the per-seed cost and
     the rest is fixed. The block is as large as ``GPU_MEMORY_SHARE`` of the free memory
-    allows, capped at ``cap`` (default ``GPU_MAX_BLOCK``).
-    CPU: ``cap`` (default ``CPU_MAX_BLOCK`` = 16). Memory is not what limits a CPU block; the
-    time per seed and step falls steeply up to 4-8 seeds (per-step overhead is amortised and
-    batched matmuls use every core) and by another 5-15 % from 8 to 16-32.
+    allows (of at most ``gpu_share`` of the device's memory when the job was given a share of
+    it, e.g. Ray's ``--ray-gpus 0.25``: four jobs measuring at once must not each plan for all
+    of it), capped at ``cap`` (default ``GPU_MAX_BLOCK``).
+    CPU: ``cap`` (default ``$HARNESS_CPU_MAX_BLOCK``, else ``CPU_MAX_BLOCK`` = 16). Memory is
+    not what limits a CPU block; the time per seed and step falls steeply up to 4-8 seeds
+    (per-step overhead is amortised and batched matmuls use every core) and by another 5-15 %
+    from 8 to 16-32.
     """
     dev = pick_device(device)
     if cap is not None and (not isinstance(cap, int) or cap < 1):
         raise HarnessError(f"block-size cap {cap!r}: expected a positive integer")
     if dev.type != "cuda":
-        return int(cap or CPU_MAX_BLOCK)
+        return int(cap or cpu_block_cap(CPU_MAX_BLOCK))
     cap = int(cap or GPU_MAX_BLOCK)
     probe = dataclasses.replace(training, steps=1, log_every=1)
     peaks = {}
@@ -548,9 +552,24 @@ def auto_block_size(
     per_seed = max((peaks[3] - peaks[1]) / 2, 1.0)
     fixed = max(peaks[1] - per_seed, 0.0)
     torch.cuda.empty_cache()
-    free, _total = torch.cuda.mem_get_info(dev)
+    free, total = torch.cuda.mem_get_info(dev)
+    if gpu_share is not None and 0 < gpu_share < 1:
+        free = min(free, total * gpu_share)
     room = free * GPU_MEMORY_SHARE - fixed
     return int(max(1, min(cap, room // per_seed)))
+
+
+def fit_block(model_cls: type, config, training: Training, dataset: Dataset, device: str | torch.device,
+              n_cells: int, gpu_share: float | None = None) -> int:
+    """The block size a worker trains ``n_cells`` cells of one variant in, chosen on the
+    worker from its own device (:func:`auto_block_size`: measured GPU memory, the CPU cap),
+    never more than the cells it has. A job sent without ``--block-size`` (Ray, Slurm) is
+    split into blocks of this size by :func:`harness.jobs.execute`."""
+    if n_cells < 1:
+        return 1
+    if pick_device(device).type == "cuda" and n_cells == 1:
+        return 1  # nothing to measure for a single cell
+    return max(1, min(n_cells, auto_block_size(model_cls, config, training, dataset, device, gpu_share=gpu_share)))
 
 
 def variant_block_size(hyp, variant, device: str | torch.device = "auto") -> int:

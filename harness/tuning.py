@@ -160,6 +160,7 @@ def tune_variant(
     progress: Callable[[int], None] | None = None,
     claims=None,
     training: Callable[[float], None] | None = None,
+    gpu_share: float | None = None,
 ) -> Tuned:
     """Run ``variant``'s tuning to its full budget (resuming what exists). Returns its best.
 
@@ -216,7 +217,8 @@ def tune_variant(
         model_cls = MODELS[variant.model]
         scored = sample_metrics.wanted(hyp)
         dev = engine.pick_device(device)
-        cap = block_size or engine.auto_block_size(model_cls, variant.model_config, variant.training, ds, dev)
+        cap = block_size or engine.auto_block_size(model_cls, variant.model_config, variant.training, ds, dev,
+                                                   gpu_share=gpu_share)
         per_round = max(1, cap // tuning.seeds_per_trial)
         while True:
             complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
