@@ -220,7 +220,8 @@ def run(
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
     workers: int = typer.Option(1, "--workers", help="Processes training variant blocks in parallel."),
     block_size: int | None = typer.Option(
-        None, "--block-size", help="Seeds trained together as one stacked model (default: auto from device memory)."
+        None, "--block-size", help="Seeds trained together as one stacked model (default: each worker's device "
+                                    "decides: measured GPU memory, else $HARNESS_CPU_MAX_BLOCK or 16)."
     ),
     store: str | None = StoreOpt,
     new_version: bool = typer.Option(False, "--new-version", help="Register a changed declaration as a new version."),
@@ -309,9 +310,6 @@ def run(
                   f"{ex.describe()}; claims {claims.kind}", markup=False)
         for note in getattr(ex, "notes", list)():
             out.print(f"note: {note}", markup=False)
-        if ex.distributed and block_size is None:
-            out.print("note: blocks are sized here (on CPU: up to 16 seeds); pass --block-size for GPU workers",
-                      markup=False)
         _run_registered(col, st, reg, seeds, dev, workers, block_size, optuna_storage, ex, claims, smoke, store)
     finally:
         ex.stop()

@@ -38,8 +38,8 @@ class WorkerLost(Exception):
 
 
 def _env_for_workers() -> dict[str, str]:
-    """The harness's own environment (failpoints, lease length, thread counts) for workers
-    started by a cluster, which do not inherit the driver's environment."""
+    """The harness's own environment (failpoints, lease length, block cap, thread counts) for
+    workers started by a cluster, which do not inherit the driver's environment."""
     # PGPASSWORD: a store or --db given as postgresql://USER:***@... takes its password from it
     keep = ("HARNESS_", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MLFLOW_", "PGPASSWORD")
     return {k: v for k, v in os.environ.items() if k.startswith(keep)}
@@ -51,6 +51,10 @@ class Executor(abc.ABC):
 
     name = "?"
     distributed = False  # workers may be on other hosts: no sqlite store, no flock claims
+    # Who sizes a block when --block-size is not given: False, the driver (its device is the
+    # workers'); True, each worker from its own device (a GPU-less login node must not cap
+    # the blocks of GPU workers): the driver then sends a variant's cells, spread over slots().
+    worker_sizes_blocks = False
 
     def start(self) -> None:  # noqa: B027  (optional hook)
         """Fail, located, when nothing could run; before the study is registered."""
@@ -61,6 +65,10 @@ class Executor(abc.ABC):
 
     def stop(self) -> None:  # noqa: B027  (optional hook)
         """Release what ``start`` acquired."""
+
+    def slots(self) -> int | None:
+        """How many jobs can run at once, when the executor knows (None: it does not)."""
+        return None
 
     def describe(self) -> str:
         return self.name
@@ -117,6 +125,7 @@ class RayExecutor(Executor):
 
     name = "ray"
     distributed = True
+    worker_sizes_blocks = True
     # Ray's own servers (GCS, raylet, object manager, workers: gRPC) listen on every interface,
     # whatever --node-ip-address says, and Ray runs whatever code reaches them (docs/scaling.md).
     EXPOSURE = ("a local Ray cluster listens on all network interfaces (its gRPC servers bind 0.0.0.0, even "
@@ -188,7 +197,8 @@ class RayExecutor(Executor):
 
         remote = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=0)(fn)
         threads = max(1, int(self.num_cpus))
-        refs = {remote.remote({**spec, "threads": threads}): i for i, spec in enumerate(specs)}
+        share = self.num_gpus if 0 < self.num_gpus < 1 else None  # a block plans for its share of the GPU only
+        refs = {remote.remote({**spec, "threads": threads, "gpu_share": share}): i for i, spec in enumerate(specs)}
         pending = list(refs)
         try:
             while pending:
@@ -206,6 +216,18 @@ class RayExecutor(Executor):
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=False)  # a KeyboardInterrupt in the task: it marks its runs KILLED
             raise
+
+    def slots(self) -> int | None:
+        """The jobs the cluster runs at once: its GPUs (or CPUs) over one job's ask."""
+        try:
+            import ray
+
+            res = ray.cluster_resources()
+        except Exception:  # noqa: BLE001  (not connected)
+            return None
+        if self.num_gpus > 0:
+            return max(1, int(res.get("GPU", 0.0) / self.num_gpus))
+        return max(1, int(res.get("CPU", 0.0) / self.num_cpus))
 
     def stop(self) -> None:
         if self._started_here:
@@ -256,6 +278,7 @@ class SlurmExecutor(Executor):
 
     name = "slurm"
     distributed = True
+    worker_sizes_blocks = True
 
     def __init__(self, folder: Path, cluster: str | None = None, **settings):
         self.folder = Path(folder)
@@ -263,6 +286,10 @@ class SlurmExecutor(Executor):
         if self.cluster not in (None, "slurm", "local"):
             raise HarnessError(f"--slurm-cluster {self.cluster}: expected slurm or local")
         self.settings = settings
+
+    def slots(self) -> int | None:
+        return self.settings.get("array_parallelism") or None
+
 
     def describe(self) -> str:
         where = "submitit local executor (no Slurm)" if self.cluster == "local" else "Slurm"

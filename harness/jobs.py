@@ -1,12 +1,13 @@
 """Job functions: what a worker runs for one job, on any executor (:mod:`harness.executors`).
 
 A job spec is plain data, so it crosses a process pool, Ray and a Slurm job file alike:
-``kind`` ("cells": a block of seeds of one variant; "tune": one variant's tuning to its full
-budget, trained in trial blocks), ``path``/``smoke`` (the hypothesis file, collected again in
+``kind`` ("cells": seeds of one variant, trained in blocks of ``block_size``, or, when it is
+None, of the size this worker's device allows (:func:`harness.engine.fit_block`); "tune": one
+variant's tuning to its full budget, trained in trial blocks), ``path``/``smoke`` (the hypothesis file, collected again in
 the worker: a model defined in that file exists there only after it is), ``store`` and ``root``
 (the tracking store), ``claims`` (the claims backend's spec), ``reg`` (the registration),
 ``level``/``stratum``/``changes`` (the variant and its tuned values), ``seeds``, ``device``,
-``block_size``, ``optuna`` (the tuning storage) and ``threads``.
+``block_size``, ``gpu_share`` (Ray's fractional GPU), ``optuna`` (the tuning storage) and ``threads``.
 
 A job returns ``{"ok": counts}`` or, for the harness's own errors, ``{"error": class name,
 "message": ..., "exit_code": ...}``: an exception object would not survive every executor's
@@ -98,14 +99,15 @@ def run_job(spec: dict) -> dict:
         col, store, claims, reg = _context(spec)
         if spec["kind"] == "cells":
             out = execute(col, store, reg, Job(_variant(col, spec), list(spec["seeds"])), spec["device"],
-                          progress=spec.get("progress"), claims=claims)
+                          progress=spec.get("progress"), claims=claims, block_size=spec.get("block_size"),
+                          gpu_share=spec.get("gpu_share"))
         elif spec["kind"] == "tune":
             from harness import tuning
 
             st = tuning.storage(spec.get("optuna"), store.root)
             res = tuning.tune_variant(col, store, reg, _variant(col, spec), st, device=spec["device"],
                                       block_size=spec.get("block_size"), progress=spec.get("progress"), claims=claims,
-                                      training=spec.get("training"))
+                                      training=spec.get("training"), gpu_share=spec.get("gpu_share"))
             out = {"trained": res.trained, "complete": res.complete, "busy": res.busy}
         else:
             raise HarnessError(f"unknown job kind {spec['kind']!r}")
@@ -131,7 +133,7 @@ def raise_error(out: dict) -> None:
     raise cls(msg)
 
 
-# ---------------------------------------------------------------------- one block of seeds
+# ---------------------------------------------------------------------- a job's cells
 def execute(
     col: Collected,
     store,
@@ -140,11 +142,17 @@ def execute(
     device: str = "auto",
     progress: Callable[[float], None] | None = None,
     claims=None,
+    block_size: int | None = None,
+    gpu_share: float | None = None,
 ) -> dict:
-    """Claim, train and log one job. Returns counts: trained, finished, diverged, claimed.
+    """Claim, train and log one job's cells. Returns counts: trained, finished, diverged, claimed.
 
-    ``claims``: the backend (:mod:`harness.claims`); default flock files under the store root."""
-    from harness import compute, data, engine, sample_metrics
+    ``claims``: the backend (:mod:`harness.claims`); default flock files under the store root.
+    ``block_size``: the seeds stacked in one block; None: chosen here, from this worker's device
+    (:func:`harness.engine.fit_block`), and the cells are trained in blocks of that size one
+    after the other, all of them claimed for the whole job. ``gpu_share``: the share of the GPU
+    this job was given (Ray's fractional GPUs), which bounds the memory a block may plan for."""
+    from harness import compute, data, engine
     from harness.registry import MODELS
 
     hyp = col.hypothesis
@@ -172,39 +180,76 @@ def execute(
         # match="flops": this variant's own steps and budgets (harness.compute); the declared
         # ones (its stratum's control's) are logged beside them.
         training = compute.resolve(hyp, job.variant, ds)
-        declared_budgets = _declared_budgets(hyp, job.variant)
-        cost = compute.count(model_cls, job.variant.model_config, ds, training.batch_size)
-        params = {
-            "model": job.variant.model,
+        size = block_size or engine.fit_block(model_cls, job.variant.model_config, training, ds, dev, len(seeds),
+                                              gpu_share)
+        cells = _Cells(col, store, reg, job.variant, claims, dev, ds, model_cls, training)
+        for i in range(0, len(seeds), size):
+            part = seeds[i : i + size]
+            cb = None
+            if progress is not None:
+                cb = lambda step, total, i=i, n=len(part): progress(i + n * step / total)
+            cells.train(part, counts, cb)
+    return counts
+
+
+@dataclasses.dataclass
+class _Cells:
+    """What every block of one job shares: the variant, its data, model, training, params and tags."""
+
+    col: Collected
+    store: object
+    reg: object
+    variant: object
+    claims: object
+    dev: object
+    ds: object
+    model_cls: type
+    training: object
+    params: dict = dataclasses.field(default_factory=dict)
+    tags: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from harness import compute, engine
+
+        hyp, model_cls = self.col.hypothesis, self.model_cls
+        self.declared_budgets = _declared_budgets(hyp, self.variant)
+        self.cost = compute.count(model_cls, self.variant.model_config, self.ds, self.training.batch_size)
+        self.params = {
+            "model": self.variant.model,
             "dataset": hyp.dataset,
-            **{k: v for k, v in dataclasses.asdict(job.variant.model_config).items()},
-            **{f"training.{k}": v for k, v in dataclasses.asdict(training).items()},
+            **{k: v for k, v in dataclasses.asdict(self.variant.model_config).items()},
+            **{f"training.{k}": v for k, v in dataclasses.asdict(self.training).items()},
         }
-        tags = {**provenance(str(dev)), "block_size": len(seeds), "phase": "confirm",
-                "worker": f"{platform.node()}:{os.getpid()}",
-                "can_sample": engine.can_sample(model_cls)}
+        self.tags = {**provenance(str(self.dev)), "phase": "confirm", "worker": f"{platform.node()}:{os.getpid()}",
+                     "can_sample": engine.can_sample(model_cls)}
         if hyp.tuning is not None:  # trained at the variant's best tuning trial's configuration
-            tags["tuned"] = "true"
+            self.tags["tuned"] = "true"
         if getattr(model_cls, "higher_is_better", ()):  # read by the report's secondary table
-            tags["higher_is_better"] = ",".join(model_cls.higher_is_better)
+            self.tags["higher_is_better"] = ",".join(model_cls.higher_is_better)
+
+    def train(self, seeds: list[int], counts: dict, cb) -> None:
+        """Train ``seeds`` (claimed, none ended) as one stacked block and log each run."""
+        from harness import engine, sample_metrics
+
+        col, store, reg, variant, claims, ds, model_cls = (self.col, self.store, self.reg, self.variant, self.claims,
+                                                           self.ds, self.model_cls)
+        hyp, training, params = col.hypothesis, self.training, self.params
+        tags = {**self.tags, "block_size": len(seeds)}
         run_ids: dict[int, str] = {}
         ended: set[int] = set()
         phase = "logging"
         try:
             for s in seeds:
-                run_ids[s] = store.start_cell(reg, col.id, job.variant, s, params, tags)
+                run_ids[s] = store.start_cell(reg, col.id, variant, s, params, tags)
             failpoints.hit("cell.started")
-            cb = None
-            if progress is not None:
-                cb = lambda step, total: progress(len(seeds) * step / total)
             scored = sample_metrics.wanted(hyp)
             if scored:  # enough samples for the metrics; the grid shows the first 64
                 training = dataclasses.replace(training, n_samples=sample_metrics.n_samples_for(ds))
             phase = "training"
-            results = engine.train_block(model_cls, job.variant.model_config, training, ds, seeds, dev, progress=cb,
+            results = engine.train_block(model_cls, variant.model_config, training, ds, seeds, self.dev, progress=cb,
                                          budget_samples=scored)
             phase = "logging"
-            keys = {s: cell_key(reg.version, job.variant, s) for s in seeds}
+            keys = {s: cell_key(reg.version, variant, s) for s in seeds}
             for res in results:
                 add_test_nll(res.metrics, model_cls)  # every family's likelihood under one name
                 for k in res.budgets:
@@ -218,8 +263,8 @@ def execute(
                 key = keys[res.seed]
                 ours = store.finish_cell(run_ids[res.seed], res, png,
                                          still_ours=(lambda k=key: k in claims.still_held([k])) if claims.waits else None,
-                                         steps=training.steps, declared_budgets=declared_budgets,
-                                         flops_per_step=cost.flops_per_step or None)
+                                         steps=training.steps, declared_budgets=self.declared_budgets,
+                                         flops_per_step=self.cost.flops_per_step or None)
                 ended.add(res.seed)
                 if not ours:  # the lease was lost (heartbeat cut off): the new claimant trains the cell
                     counts["lost"] = counts.get("lost", 0) + 1
@@ -229,8 +274,7 @@ def execute(
         except BaseException as exc:  # noqa: BLE001  (re-raised: the runs must not stay RUNNING)
             left = [rid for s, rid in run_ids.items() if s not in ended]
             marked = abandon(store, left, exc)
-            raise block_error(exc, phase, col, job, store, left, marked) from None
-    return counts
+            raise block_error(exc, phase, col, Job(variant, seeds), store, left, marked) from None
 
 
 def _declared_budgets(hyp, variant) -> list[int]:

@@ -23,7 +23,7 @@ from harness.collect import Collected
 from harness.errors import RunError
 from harness.hypothesis import Sequential, Variant
 from harness.jobs import interruptible, pilot_n
-from harness.plan import RunSummary, check_seeds, plan, tuned_changes
+from harness.plan import Job, RunSummary, check_seeds, plan, tuned_changes
 
 
 @interruptible
@@ -90,8 +90,14 @@ def run_study(
     first = True
     state = {"completed": 0.0}
 
+    on_worker = block_size is None and executor.worker_sizes_blocks  # each worker sizes its own blocks
+
     def make_specs():
-        jobs, done = plan(col, store, reg.version, n_seeds, block_size or _auto_block(col, device), variants=variants)
+        if on_worker:  # a variant's cells per job, spread over the executor's slots; never sized here
+            jobs, done = plan(col, store, reg.version, n_seeds, job_cells(), variants=variants)
+            jobs = spread(jobs, executor.slots())
+        else:
+            jobs, done = plan(col, store, reg.version, n_seeds, block_size or _auto_block(col, device), variants=variants)
         nonlocal first
         if first:
             summary.already_done = done
@@ -108,7 +114,8 @@ def run_study(
                 waiting += len(theirs)
                 seeds = [s for s in seeds if s not in theirs]
             if seeds:
-                specs.append({**_spec(col, store, reg, claims, job.variant, device), "kind": "cells", "seeds": seeds})
+                specs.append({**_spec(col, store, reg, claims, job.variant, device), "kind": "cells", "seeds": seeds,
+                              "block_size": None if on_worker else len(seeds)})
         return specs, waiting
 
     def absorb(spec: dict, c: dict) -> None:
@@ -321,7 +328,39 @@ def _tune(col: Collected, store, reg, device, block_size, optuna_storage, on_pro
 
 
 def _auto_block(col: Collected, device: str) -> Callable[[Variant], int]:
-    """Each variant's block size chosen by the engine (free GPU memory on CUDA, a cap on CPU)."""
+    """Each variant's block size chosen by the engine (free GPU memory on CUDA, a cap on CPU):
+    for a local executor, whose workers share the driver's device."""
     from harness import engine
 
     return lambda v: engine.variant_block_size(col.hypothesis, v, device)
+
+
+def job_cells() -> int:
+    """The most cells one job carries when its worker sizes the blocks: the largest block any
+    device stacks (``engine.GPU_MAX_BLOCK``), so a driver never caps a worker's block."""
+    from harness import engine
+
+    return engine.GPU_MAX_BLOCK
+
+
+def spread(jobs: list[Job], slots: int | None) -> list[Job]:
+    """Regroup each variant's cells into jobs of near-equal size, enough of them that the
+    executor's ``slots`` (the jobs it runs at once; None: unknown, one job per variant) have
+    work, each a whole number of cells and at most :func:`job_cells`. The worker then splits
+    its job into blocks its device can stack (``engine.fit_block``)."""
+    import math
+
+    cells: dict = {}
+    for j in jobs:
+        cells.setdefault((j.variant.level, j.variant.stratum), (j.variant, []))[1].extend(j.seeds)
+    out = []
+    per_variant = math.ceil((slots or 1) / max(1, len(cells)))
+    for variant, seeds in cells.values():
+        k = min(len(seeds), max(per_variant, math.ceil(len(seeds) / job_cells())))
+        q, r = divmod(len(seeds), k)
+        start = 0
+        for i in range(k):
+            n = q + (1 if i < r else 0)
+            out.append(Job(variant, seeds[start : start + n]))
+            start += n
+    return out
