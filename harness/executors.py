@@ -40,8 +40,11 @@ class WorkerLost(Exception):
 def _env_for_workers() -> dict[str, str]:
     """The harness's own environment (failpoints, lease length, block cap, thread counts) for
     workers started by a cluster, which do not inherit the driver's environment."""
-    # PGPASSWORD: a store or --db given as postgresql://USER:***@... takes its password from it
-    keep = ("HARNESS_", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MLFLOW_", "PGPASSWORD")
+    # PGPASSWORD: a store or --db given as postgresql://USER:***@... takes its password from it.
+    # PYTHONPATH: a worker imports the harness the driver imports (a checkout on a shared
+    # filesystem), not whatever a long-lived Ray node started with: job specs change between
+    # versions (a cells job without a block size is split by the worker since issue 23).
+    keep = ("HARNESS_", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MLFLOW_", "PGPASSWORD", "PYTHONPATH")
     return {k: v for k, v in os.environ.items() if k.startswith(keep)}
 
 
