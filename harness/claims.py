@@ -212,6 +212,11 @@ class LeaseClaims:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
+    def sql(self, statement: str, **params) -> list:
+        """One statement on the claims database (its own transaction, retried like the leases'
+        own): for the tables that live beside the leases (:mod:`harness.slurm_arrays`)."""
+        return self._exec(statement, **params)
+
     def acquire(self, keys: list[str]) -> list[str]:
         """Take every key that is free, expired or already ours; returns those taken. Atomic per
         key: of two claimants racing for one key exactly one gets a row back."""

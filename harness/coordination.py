@@ -1,6 +1,7 @@
 """What `harness run` coordinates through, chosen before anything is written: the claims
-backend and the tuning storage for a store and an executor (or a located refusal), and the
-parent-death signal of the servers `harness ui` starts."""
+backend and the tuning storage for a store and an executor (or a located refusal), the record
+of a Slurm driver's arrays (:mod:`harness.slurm_arrays`), and the parent-death signal of the
+servers `harness ui` starts."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ def coordination(st, ex, db: str | None, optuna_storage: str | None, col):
     claims = LeaseClaims(db) if db else FlockClaims(st.root)
     if db:
         _ = claims.engine  # a database that cannot be opened fails here, located
+        if hasattr(ex, "track"):  # Slurm: a rerun cancels the pending tasks of this driver's arrays if it dies
+            from harness.slurm_arrays import SlurmArrays
+
+            ex.track(SlurmArrays(claims, col.id, col.hypothesis.version))
     return claims, optuna_storage or db
 
 

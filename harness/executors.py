@@ -73,6 +73,10 @@ class Executor(abc.ABC):
         """How many jobs can run at once, when the executor knows (None: it does not)."""
         return None
 
+    def housekeeping(self) -> list[str]:
+        """Called by the driver once per pass, before it plans; returns notes for the user."""
+        return []
+
     def describe(self) -> str:
         return self.name
 
@@ -289,10 +293,26 @@ class SlurmExecutor(Executor):
         if self.cluster not in (None, "slurm", "local"):
             raise HarnessError(f"--slurm-cluster {self.cluster}: expected slurm or local")
         self.settings = settings
+        self.tracker = None
+
+    def track(self, tracker) -> None:
+        """Record the arrays this driver submits with ``tracker`` (``record(ids)``, ``reap()``,
+        ``close()``: :class:`harness.slurm_arrays.SlurmArrays`), so that a rerun after this
+        driver died cancels their pending tasks. Real Slurm only: submitit's local executor
+        has no queue to leave tasks in."""
+        if self.cluster != "local":
+            self.tracker = tracker
 
     def slots(self) -> int | None:
         return self.settings.get("array_parallelism") or None
 
+    def housekeeping(self) -> list[str]:
+        return self.tracker.reap() if self.tracker is not None else []
+
+    def stop(self) -> None:
+        if self.tracker is not None:
+            with contextlib.suppress(Exception):  # rows left behind are reaped as a dead driver's
+                self.tracker.close()
 
     def describe(self) -> str:
         where = "submitit local executor (no Slurm)" if self.cluster == "local" else "Slurm"
@@ -343,6 +363,8 @@ class SlurmExecutor(Executor):
                 "  hint: check --slurm-partition / --slurm-time / [tool.harness.slurm] against `sinfo`; "
                 "`harness run` again resumes"
             ) from None
+        if self.tracker is not None:  # before anything can go wrong in the wait below
+            self.tracker.record(sorted({str(j.job_id).split("_")[0] for j in jobs}))
         index = {id(j): i for i, j in enumerate(jobs)}
         pending = list(jobs)
         gone: dict[int, float] = {}  # job -> when Slurm stopped listing it without a result

@@ -176,6 +176,7 @@ def _drive(executor, claims, make_specs, absorb, in_process, summary: RunSummary
         jobs_mod.seed_caches(col, store, claims)
     lost_rounds, waited, poll = 0, False, min(5.0, getattr(claims, "ttl", 5.0) / 3)
     while True:
+        summary.messages += executor.housekeeping()  # e.g. a dead driver's pending Slurm tasks cancelled
         specs, waiting = make_specs()
         if not specs and not waiting:
             break
