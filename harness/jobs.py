@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable
 
 from harness import errors, failpoints
+from harness.cellindex import for_store
 from harness.claims import FlockClaims, cell_key
 from harness.collect import Collected
 from harness.errors import HarnessError, Interrupted
@@ -150,20 +151,28 @@ def execute(
     hyp = col.hypothesis
     counts = {"trained": 0, "finished": 0, "diverged": 0, "claimed": 0, "done": 0}
     claims = claims if claims is not None else FlockClaims(store.root)
+    index = for_store(store, claims)  # the finished-cell index (harness.cellindex), or None
+    level, stratum = job.variant.level, job.variant.stratum
     with claims.cells(reg.version, job.variant, job.seeds) as held:
         counts["claimed"] = len(job.seeds) - len(held)
-        # Re-read after claiming: another process may have finished these cells meanwhile.
+        # Re-read after claiming: another process may have finished these cells meanwhile. The
+        # store itself, never the index: a cell that ended without the index knowing is found
+        # here (and recorded), so the index can cost a plan, never a second training.
         status = cell_status(store, col.id, reg.version, job.variant)
-        seeds = []
+        seeds, known = [], []
         for s in held:
-            runs = status.get((job.variant.level, job.variant.stratum, s), [])
+            runs = status.get((level, stratum, s), [])
             if any(r.status in FINISHED_STATUSES for r in runs):
                 counts["done"] += 1
+                r = next(r for r in runs if r.status in FINISHED_STATUSES)
+                known.append((level, stratum, s, r.run_id, r.status))
                 continue
             for r in runs:  # RUNNING under our claim: its process died
                 if r.status == "RUNNING":
                     store.kill(r.run_id)
             seeds.append(s)
+        if index is not None and known:
+            index.record_quietly(col.id, reg.version, known)
         if not seeds:
             return counts
         dev = engine.pick_device(device)
@@ -193,6 +202,8 @@ def execute(
         try:
             for s in seeds:
                 run_ids[s] = store.start_cell(reg, col.id, job.variant, s, params, tags)
+            if index is not None:  # before any run can be terminal: a crash after MLflow's write leaves a row to re-verify
+                index.record(col.id, reg.version, [(level, stratum, s, rid, "RUNNING") for s, rid in run_ids.items()])
             failpoints.hit("cell.started")
             cb = None
             if progress is not None:
@@ -221,6 +232,10 @@ def execute(
                                          steps=training.steps, declared_budgets=declared_budgets,
                                          flops_per_step=cost.flops_per_step or None)
                 ended.add(res.seed)
+                failpoints.hit("cell.ended")
+                if index is not None:  # after MLflow holds the status, never before
+                    index.record_quietly(col.id, reg.version, [(level, stratum, res.seed, run_ids[res.seed],
+                                                                res.status if ours else "KILLED")])
                 if not ours:  # the lease was lost (heartbeat cut off): the new claimant trains the cell
                     counts["lost"] = counts.get("lost", 0) + 1
                     continue

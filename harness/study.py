@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from harness.cellindex import for_store
 from harness.claims import FlockClaims, tuning_key
 from harness.collect import Collected
 from harness.errors import RunError
@@ -90,8 +91,11 @@ def run_study(
     first = True
     state = {"completed": 0.0}
 
+    index = for_store(store, claims)  # an http:// store with --db: the finished-cell index (harness.cellindex)
+
     def make_specs():
-        jobs, done = plan(col, store, reg.version, n_seeds, block_size or _auto_block(col, device), variants=variants)
+        jobs, done = plan(col, store, reg.version, n_seeds, block_size or _auto_block(col, device), variants=variants,
+                          index=index)
         nonlocal first
         if first:
             summary.already_done = done

@@ -307,6 +307,17 @@ class Store:
             rows = con.execute(sql, args).fetchall()
         return [CellRun(rid, status, level, stratum, int(seed)) for rid, status, level, stratum, seed in rows]
 
+    def run_statuses(self, hyp_id: str, run_ids) -> dict[str, str]:
+        """{run id: status} of those of ``run_ids`` that ``hyp_id``'s experiment holds (active):
+        one ``search_runs`` by run id per 100 (how :mod:`harness.cellindex` re-verifies rows)."""
+        exp = self.experiment_id(hyp_id, create=False)
+        ids = [r for r in dict.fromkeys(run_ids) if r.replace("-", "").isalnum()]  # MLflow's ids: hex
+        out: dict[str, str] = {}
+        for i in range(0, len(ids) if exp is not None else 0, 100):
+            quoted = ", ".join(f"'{r}'" for r in ids[i : i + 100])
+            out.update((r.info.run_id, r.info.status) for r in self._search(exp, f"attributes.run_id IN ({quoted})"))
+        return out
+
     def start_cell(self, reg: Registration, hyp_id: str, variant, seed: int, params: dict, tags: dict) -> str:
         key = cell_key(reg.version, variant.level, variant.stratum, seed)
         return self._start_run("run", reg, hyp_id, variant, seed, key, f"{variant.id} seed={seed}", params, tags)
