@@ -158,7 +158,7 @@ def execute(
         # Re-read after claiming: another process may have finished these cells meanwhile. The
         # store itself, never the index: a cell that ended without the index knowing is found
         # here (and recorded), so the index can cost a plan, never a second training.
-        status = cell_status(store, col.id, reg.version, job.variant)
+        status = cell_status(store, col.id, reg.version, job.variant, seeds=held)
         seeds, known = [], []
         for s in held:
             runs = status.get((level, stratum, s), [])

@@ -42,14 +42,15 @@ class RunSummary:
 
 
 def cell_status(store, hyp_id: str, version: str, variant: Variant | None = None,
-                index=None) -> dict[tuple[str, str, int], list]:
+                index=None, seeds=None) -> dict[tuple[str, str, int], list]:
     """(level, stratum, seed) -> its runs (CellRun); one query (:meth:`Store.cell_index`),
-    of one variant's cells when ``variant`` is given. With ``index`` (a
+    of one variant's cells when ``variant`` is given (at least those of ``seeds``, when given:
+    a tracking server is then asked for those seeds only). With ``index`` (a
     :class:`harness.cellindex.CellIndex`: a tracking-server store with ``--db``) the version's
     cells come from the finished-cell index instead, its unsure rows re-verified in the store."""
     out: dict[tuple[str, str, int], list] = {}
     rows = index.cell_runs(store, hyp_id, version) if index is not None and variant is None else \
-        store.cell_index(hyp_id, version, variant)
+        store.cell_index(hyp_id, version, variant, seeds)
     for r in rows:
         out.setdefault((r.variant, r.stratum, r.seed), []).append(r)
     return out

@@ -276,18 +276,24 @@ class Store:
             return []
         return self._search(exp, f"tags.`{T}kind` = 'run' and tags.`{T}version` = '{version}'")
 
-    def cell_index(self, hyp_id: str, version: str, variant=None) -> list[CellRun]:
+    def cell_index(self, hyp_id: str, version: str, variant=None, seeds=None) -> list[CellRun]:
         """Every child run of one version as (run_id, status, variant, stratum, seed): the tags that
         identify a cell and nothing else (only ``variant``'s, a Variant, when given). On a database store one SQL query over ``runs`` and
         ``tags`` (the tags' primary key (key, run_uuid) serves each join); a tracking server
-        offers no such projection, so there it is a paginated ``search_runs``."""
+        offers no such projection, so there it is a paginated ``search_runs`` (with ``variant``
+        and ``seeds``, a worker's re-read of its block: one search per seed, an integer and so
+        safe in a filter, where a level may hold any character; planning on a server store with
+        ``--db`` reads :mod:`harness.cellindex` instead)."""
         exp = self.experiment_id(hyp_id, create=False)
         if exp is None:
             return []
         engine = getattr(getattr(getattr(self.client, "_tracking_client", None), "store", None), "engine", None)
         if engine is None:
+            runs = self.cell_runs(hyp_id, version) if variant is None or seeds is None else [
+                r for s in dict.fromkeys(int(s) for s in seeds)
+                for r in self._search(exp, f"tags.`{T}kind` = 'run' and tags.`{T}version` = '{version}' and tags.`{T}seed` = '{s}'")]
             rows = [CellRun(r.info.run_id, r.info.status, r.data.tags[f"{T}variant"], r.data.tags[f"{T}stratum"],
-                            int(r.data.tags[f"{T}seed"])) for r in self.cell_runs(hyp_id, version)]
+                            int(r.data.tags[f"{T}seed"])) for r in runs]
             return [r for r in rows if variant is None or (r.variant, r.stratum) == (variant.level, variant.stratum)]
         import sqlalchemy as sa
 

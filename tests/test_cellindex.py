@@ -179,9 +179,9 @@ def test_the_driver_plans_from_the_index_on_an_http_store(project, mlflow_server
     calls = collections.Counter()
     real = store.cell_index
 
-    def counted(hyp_id, version, variant=None):  # the real query, counted by kind
+    def counted(hyp_id, version, variant=None, seeds=None):  # the real query, counted by kind
         calls["version" if variant is None else "variant"] += 1
-        return real(hyp_id, version, variant)
+        return real(hyp_id, version, variant, seeds)
 
     monkeypatch.setattr(store, "cell_index", counted)
     claims = LeaseClaims(pg_db, ttl=30)
@@ -196,6 +196,28 @@ def test_the_driver_plans_from_the_index_on_an_http_store(project, mlflow_server
     assert calls["variant"] == 2  # each block's re-read after claiming asks MLflow itself
     rows = _rows(CellIndex(pg_db), col, reg)
     assert len(rows) == 4 and {st for _, st in rows.values()} == {"FINISHED"}
+
+
+def test_a_workers_reread_on_a_server_asks_for_its_seeds_only(project, mlflow_server, monkeypatch):
+    col, store, reg = _study(project, mlflow_server, seeds=4)
+    a, b = col.hypothesis.variants
+    for v, s, status in ((a, 0, "FINISHED"), (a, 1, "KILLED"), (a, 1, "FINISHED"), (a, 2, "RUNNING"),
+                         (b, 1, "FAILED"), (a, 3, "FINISHED")):
+        _run(store, col, reg, v, s, status)
+    searches: list[str] = []
+    real = store.client.search_runs
+
+    def counted(experiment_ids, filter_string="", *args, **kw):  # the real call, counted
+        searches.append(filter_string)
+        return real(experiment_ids, filter_string, *args, **kw)
+
+    monkeypatch.setattr(store.client, "search_runs", counted)
+    whole = cell_status(store, col.id, reg.version, a)
+    searches.clear()
+    some = cell_status(store, col.id, reg.version, a, seeds=[1, 2])
+    assert some == {k: v for k, v in whole.items() if k[2] in (1, 2)} and len(some[(a.level, "", 1)]) == 2
+    assert len(searches) == 2 and all("harness.seed" in f for f in searches)  # one search per seed, not the version
+    assert cell_status(store, col.id, reg.version, b, seeds=[0, 1]) == cell_status(store, col.id, reg.version, b)
 
 
 @pytest.mark.slow
