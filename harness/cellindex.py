@@ -154,7 +154,15 @@ class CellIndex:
 
     @staticmethod
     def _record_params(hyp_id: str, version: str, rows) -> dict:
-        rows = list(rows)
+        # One row per cell (one statement may not update a row twice): an ended run first,
+        # FINISHED before FAILED, else the last given.
+        rank = {"FINISHED": 2, "FAILED": 1}
+        cells: dict[tuple, tuple] = {}
+        for r in rows:
+            k = (r[0], r[1], int(r[2]))
+            if k not in cells or rank.get(r[4], 0) >= rank.get(cells[k][4], 0):
+                cells[k] = r
+        rows = list(cells.values())
         return {"h": hyp_id, "v": version, "cells": [cell_key(lv, st, s) for lv, st, s, _, _ in rows],
                 "levels": [r[0] for r in rows], "strata": [r[1] for r in rows], "seeds": [int(r[2]) for r in rows],
                 "runs": [r[3] for r in rows], "statuses": [r[4] for r in rows]}
@@ -199,21 +207,23 @@ class CellIndex:
                 self._filled.add((hyp_id, version))
                 return 0
             runs = store.cell_index(hyp_id, version)
-            best: dict[tuple[str, str, int], CellRun] = {}
-            for r in runs:
-                if r.status in ENDED:
-                    k = (r.variant, r.stratum, r.seed)
-                    if k not in best or (r.status == "FINISHED" and best[k].status != "FINISHED"):
-                        best[k] = r
-            rows = [(r.variant, r.stratum, r.seed, r.run_id, r.status) for r in best.values()]
-            if rows:
-                con.execute(sa.text(self._record_sql()), self._record_params(hyp_id, version, rows))
+            params = self._record_params(hyp_id, version, _ended(runs))
+            if params["cells"]:
+                con.execute(sa.text(self._record_sql()), params)
             con.execute(sa.text(f"INSERT INTO {FILLED} (hyp_id, version, filled_at, runs, cells) "
                                 "VALUES (:h, :v, clock_timestamp(), :n, :c)"),
-                        {"h": hyp_id, "v": version, "n": len(runs), "c": len(rows)})
+                        {"h": hyp_id, "v": version, "n": len(runs), "c": len(params["cells"])})
         self._filled.add((hyp_id, version))
-        log.info("finished-cell index of %s %s filled from %d runs (%d ended cells)", hyp_id, version, len(runs), len(rows))
+        log.info("finished-cell index of %s %s filled from %d runs (%d ended cells)", hyp_id, version, len(runs),
+                 len(params["cells"]))
         return len(runs)
+
+    def learn(self, store, hyp_id: str, version: str, variant, seeds) -> None:
+        """Record the ended cells among ``variant``'s ``seeds`` as MLflow has them. The driver
+        calls it when a worker found cells ended that the plan (the index) had as not done: a
+        worker that does not write the index (another harness version, a write that failed) can
+        then cost one extra pass, never an endless re-planning."""
+        self.record_quietly(hyp_id, version, _ended(store.cell_index(hyp_id, version, variant, list(seeds))))
 
     def cell_runs(self, store, hyp_id: str, version: str) -> list[CellRun]:
         """Every indexed cell of one version as :class:`CellRun` (the planner's input, as
@@ -239,3 +249,8 @@ class CellIndex:
             self.record_quietly(hyp_id, version, [(r.variant, r.stratum, r.seed, r.run_id, r.status)
                                                   for r in fixed.values()])
         return [fixed.get(r.run_id, r) for r in out]
+
+
+def _ended(runs) -> list[tuple]:
+    """The ended runs of ``runs`` (CellRun) as rows for :meth:`CellIndex.record`."""
+    return [(r.variant, r.stratum, r.seed, r.run_id, r.status) for r in runs if r.status in ENDED]

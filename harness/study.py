@@ -24,7 +24,7 @@ from harness.collect import Collected
 from harness.errors import RunError
 from harness.hypothesis import Sequential, Variant
 from harness.jobs import interruptible, pilot_n
-from harness.plan import RunSummary, check_seeds, plan, tuned_changes
+from harness.plan import RunSummary, check_seeds, declared, plan, tuned_changes
 
 
 @interruptible
@@ -116,6 +116,8 @@ def run_study(
         return specs, waiting
 
     def absorb(spec: dict, c: dict) -> None:
+        if index is not None and c["done"]:  # planned, but found ended by the worker: tell the index
+            index.learn(store, col.id, reg.version, declared(col, spec["level"], spec["stratum"]), spec["seeds"])
         summary.trained += c["trained"]
         summary.finished += c["finished"]
         summary.diverged += c["diverged"]

@@ -198,6 +198,34 @@ def test_the_driver_plans_from_the_index_on_an_http_store(project, mlflow_server
     assert len(rows) == 4 and {st for _, st in rows.values()} == {"FINISHED"}
 
 
+def test_workers_that_never_write_the_index_cost_a_pass_not_an_endless_loop(project, mlflow_server, pg_db,
+                                                                            monkeypatch):
+    """Workers of another harness version (or whose writes fail) leave the index empty: the
+    plan keeps calling their cells not done, the workers find them ended; the driver then
+    records them from MLflow itself, so the study ends."""
+    import threading
+
+    from harness import jobs
+    from harness.study import run_study
+
+    col, store, reg = _study(project, mlflow_server, seeds=2)
+    monkeypatch.setattr(jobs, "for_store", lambda store, claims: None)  # a worker without the index
+    claims = LeaseClaims(pg_db, ttl=30)
+    out: dict = {}
+    t = threading.Thread(target=lambda: out.update(s=run_study(col, store, reg, device="cpu", block_size=2,
+                                                               claims=claims)), daemon=True)
+    try:
+        t.start()
+        t.join(timeout=240)
+        assert not t.is_alive(), "the driver re-planned the same cells forever"
+    finally:
+        claims.close()
+    assert out["s"].trained == 4
+    rows = _rows(CellIndex(pg_db), col, reg)
+    assert len(rows) == 4 and {st for _, st in rows.values()} == {"FINISHED"}  # learnt by the driver
+    assert len(store.cell_runs(col.id, reg.version)) == 4  # and nothing trained twice
+
+
 def test_a_workers_reread_on_a_server_asks_for_its_seeds_only(project, mlflow_server, monkeypatch):
     col, store, reg = _study(project, mlflow_server, seeds=4)
     a, b = col.hypothesis.variants
