@@ -11,6 +11,10 @@
    The per-block re-read that ``execute`` does after claiming is timed too.
 4. Planning at 1,000 and 10,000 finished runs: the tag-only SQL query against whole run objects.
 5. Claims: a PostgreSQL lease per cell against a flock file per cell (``--pg``).
+6. Planning at 10,000 finished runs on every store kind (``--pg-server``): sqlite, postgresql,
+   and an http:// MLflow server on that PostgreSQL read whole (no ``--db``) and through the
+   finished-cell index (``--db``, :mod:`harness.cellindex`), with its first fill. Runs are
+   copied row for row in MLflow's tables from one real run (``clone_runs``): seconds, not an hour.
 
 Usage::
 
@@ -18,6 +22,7 @@ Usage::
     python benchmarks/overheads.py --only logging --steps 1500
     python benchmarks/overheads.py --only planning --sizes 1000,10000
     python benchmarks/overheads.py --only leases --pg postgresql://postgres@127.0.0.1:PORT/DB
+    python benchmarks/overheads.py --only stores --runs 10000 --pg-server postgresql://postgres@127.0.0.1:PORT
 
 Needs mlflow (this is the one benchmark that does).
 """
@@ -290,6 +295,134 @@ def planning(sizes: tuple[int, ...], reps: int) -> None:
         print(f"planning scaling ratio {out[b][2] / out[a][2]:.1f} (plan at {b:,} / at {a:,} runs; linear = {b / a:g})")
 
 
+def clone_runs(store, col, reg, n_cells: int) -> float:
+    """``n_cells`` FINISHED runs in ``store`` in seconds, not minutes: one run per study written
+    through the API (``start_cell`` + ``finish_cell``, as ``fill_store(light=True)``), then
+    copied row for row in MLflow's own tables (runs, tags, params, metrics, latest_metrics),
+    each copy with its own run id and cell tags. Works on a sqlite or PostgreSQL store (its
+    SQLAlchemy engine); an http:// server put on that database serves the same runs."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from harness.engine import SeedResult
+    from harness.tracking import T, cell_key
+
+    t = time.perf_counter()
+    first = col.hypothesis.variants[0]
+    rid = store.start_cell(reg, col.id, first, 0, {"model": "vae", "dataset": "digits", "latent_dim": 2, "hidden": 8},
+                           {"host": "bench", "block_size": 8})
+    store.finish_cell(rid, SeedResult(seed=0, status="FINISHED", metrics={"iwae_nll": 100.0, "neg_elbo": 101.0},
+                                      seconds=1.0), None)
+    eng = store.client._tracking_client.store.engine
+    md = sa.MetaData()
+    tables = {name: sa.Table(name, md, autoload_with=eng) for name in ("runs", "tags", "params", "metrics", "latest_metrics")}
+    with eng.begin() as con:
+        rows = {name: [dict(r) for r in con.execute(tb.select().where(tb.c.run_uuid == rid)).mappings()]
+                for name, tb in tables.items()}
+        out: dict[str, list[dict]] = {name: [] for name in tables}
+        for v in col.hypothesis.variants:
+            for s in range(n_cells // len(col.hypothesis.variants)):
+                if (v, s) == (first, 0):
+                    continue
+                new, name = uuid.uuid4().hex, f"{v.id} seed={s}"
+                cell = {f"{T}variant": v.level, f"{T}stratum": v.stratum, f"{T}seed": str(s),
+                        f"{T}key": cell_key(reg.version, v.level, v.stratum, s), "mlflow.runName": name}
+                for tb, rs in rows.items():
+                    for r in rs:
+                        r = {**r, "run_uuid": new}
+                        if tb == "runs":
+                            r.update(name=name, artifact_uri=r["artifact_uri"].replace(rid, new))
+                        elif tb == "tags" and r["key"] in cell:
+                            r["value"] = cell[r["key"]]
+                        out[tb].append(r)
+        for tb in tables:  # runs first: the others refer to it
+            for i in range(0, len(out[tb]), 5000):
+                if out[tb][i : i + 5000]:
+                    con.execute(tables[tb].insert(), out[tb][i : i + 5000])
+    with eng.connect() as con:  # the statistics a store written run by run would have (autovacuum's ANALYZE)
+        con.execute(sa.text("ANALYZE"))
+        con.commit()
+    return time.perf_counter() - t
+
+
+def stores(n: int, pg_server: str, reps: int) -> None:
+    """Planning at ``n`` finished runs on every store kind: sqlite, postgresql, and an http://
+    MLflow server on that PostgreSQL database, read whole (``search_runs``: no --db) and through
+    the finished-cell index in a second database (--db; the first plan fills it with one scan)."""
+    import importlib.util
+    import uuid
+
+    from harness.cellindex import CellIndex
+    from harness.collect import collect
+    from harness.plan import cell_status, plan
+    from harness.registration import register
+    from harness.tracking import Store
+
+    spec = importlib.util.spec_from_file_location("harness_services", ROOT / "scripts" / "services.py")
+    services = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(services)
+    tag = uuid.uuid4().hex[:8]
+    names = (f"bench_store_{tag}", f"bench_db_{tag}")
+    server = None
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "hypotheses").mkdir()
+        path = tmp / "hypotheses" / "plan_bench.py"
+        path.write_text(textwrap.dedent(TINY.format(seeds=n // 2)))
+        col = collect(str(path))
+        try:
+            store_url = services.create_database(pg_server, names[0])
+            db_url = services.create_database(pg_server, names[1])
+            timed: dict[str, list[float]] = {}
+            reread: dict[str, list[float]] = {}
+
+            def measure(label: str, store, times: int, index=None, fresh_index: bool = False) -> None:
+                for _ in range(times):
+                    idx = CellIndex(db_url) if fresh_index else index
+                    t = time.perf_counter()
+                    jobs, done = plan(col, store, reg.version, block_size=16, index=idx)
+                    timed.setdefault(label, []).append(time.perf_counter() - t)
+                    assert done == n and not jobs, (label, done, len(jobs))
+
+            for kind, uri in (("sqlite", str(tmp / "sqlite" / "mlflow.db")), ("postgresql", store_url)):
+                store = Store(uri, root=tmp / kind)
+                reg, _ = register(col, store)
+                print(f"[stores] {kind}: {n:,} finished runs written in {clone_runs(store, col, reg, n):.1f} s")
+                measure(kind, store, reps)
+            url, server = services.start_mlflow(tmp / "server", store_url)
+            store = Store(url, root=tmp / "http")
+            measure("http, no --db (whole runs)", store, 2)
+            index = CellIndex(db_url)
+            measure("http --db: first plan, fills the index", store, 1, index)
+            measure("http --db: with the index", store, reps, index)
+            measure("http --db: with the index, a new process", store, reps, fresh_index=True)
+            v = col.hypothesis.variants[0]
+            for label, seeds, times in (("whole version", None, 1), ("its 16 seeds", range(16), reps)):
+                for _ in range(times):  # a worker's re-read after claiming a block (MLflow itself, never the index)
+                    t = time.perf_counter()
+                    got = cell_status(store, col.id, reg.version, v, seeds=seeds)
+                    reread.setdefault(label, []).append(time.perf_counter() - t)
+                    assert len([k for k in got if k[2] < 16]) == 16
+        finally:
+            if server is not None:
+                services.stop_process(server)
+            import psycopg
+
+            with psycopg.connect(pg_server + "/postgres", autocommit=True) as con:
+                for name in names:
+                    con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for label, ts in timed.items():
+        med = statistics.median(ts)
+        print(f"  {label}: plan {med * 1e3:,.0f} ms ({med / n * 1e6:.1f} us per run; "
+              f"{len(ts)} time{'s' if len(ts) > 1 else ''}{', min ' + format(min(ts) * 1e3, ',.0f') + ' ms' if len(ts) > 1 else ''})")
+    for label, ts in reread.items():
+        print(f"  http: a worker's re-read after claiming a block of 16 seeds, {label}: "
+              f"{statistics.median(ts) * 1e3:,.0f} ms ({len(ts)} time{'s' if len(ts) > 1 else ''})")
+    worst = max(statistics.median(ts) for label, ts in timed.items() if "whole" not in label and "first" not in label)
+    print(f"stores: slowest plan at {n:,} runs {worst:.2f} s (target < 1 s on every store kind)")
+
+
 def leases(url: str, cells: int, block: int) -> None:
     """Claim overhead per cell: PostgreSQL leases (acquire, the pre-finish check, release) against
     flock files, for blocks of ``block`` cells."""
@@ -317,9 +450,12 @@ def leases(url: str, cells: int, block: int) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=("logging", "startup", "resume", "planning", "leases"), default=None)
+    ap.add_argument("--only", choices=("logging", "startup", "resume", "planning", "stores", "leases"), default=None)
     ap.add_argument("--sizes", default="1000,10000", help="planning: numbers of finished runs")
     ap.add_argument("--pg", default=None, help="leases: a PostgreSQL database URL (skipped without one)")
+    ap.add_argument("--pg-server", default=os.environ.get("HARNESS_TEST_PG"),
+                    help="stores: a PostgreSQL server URL without a database (default $HARNESS_TEST_PG; skipped without one)")
+    ap.add_argument("--runs", type=int, default=10000, help="stores: finished runs")
     ap.add_argument("--hypothesis", default=str(DEFAULT_HYPOTHESIS))
     ap.add_argument("--seeds", type=int, default=8, help="seeds per block for the logging measurement")
     ap.add_argument("--steps", type=int, default=None, help="steps for the logging measurement (default: the hypothesis's)")
@@ -339,6 +475,8 @@ def main(argv=None) -> int:
         resume(args.reps)
     if args.only in (None, "planning"):
         planning(tuple(int(x) for x in args.sizes.split(",")), args.reps)
+    if args.only in (None, "stores") and args.pg_server:
+        stores(args.runs, args.pg_server, args.reps)
     if args.only in (None, "leases") and args.pg:
         leases(args.pg, 400, 8)
     return 0

@@ -236,8 +236,8 @@ def run(
                                               "URL (RDB) or a journal file (default: --db, else <store root>/optuna.journal)."),
     executor: str = typer.Option("local", "--executor", help="local (this host), ray or slurm."),
     db: str | None = typer.Option(
-        None, "--db", help="PostgreSQL URL for claims (leases) and tuning (default: the store when it is "
-                           "postgresql://; env HARNESS_DB). Needed with --executor ray/slurm and an http:// store."),
+        None, "--db", help="PostgreSQL URL for claims (leases), tuning and an http:// store's finished-cell index "
+                           "(default: the store when postgresql://; env HARNESS_DB). Needed with ray/slurm and http://."),
     address: str | None = typer.Option(None, "--address", help="Ray: the cluster's address (default $RAY_ADDRESS, "
                                                                "else a local cluster)."),
     ray_cpus: float = typer.Option(1.0, "--ray-cpus", help="Ray: CPUs per job."),

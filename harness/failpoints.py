@@ -9,7 +9,8 @@ cluster restarts, or a retried job, is not killed again.
 Names (grep for ``failpoints.hit``): ``schema.create`` (the new store's schema is written to
 its temporary file, not yet renamed), ``register.after_create`` (the registration run exists,
 no artifacts yet), ``register.before_terminate`` (artifacts logged, not yet marked complete),
-``cell.started`` (a block's runs created, not trained), ``trial.started`` (a block of tuning
+``cell.started`` (a block's runs created, not trained), ``cell.ended`` (a run terminal in the
+store, the finished-cell index not yet told), ``trial.started`` (a block of tuning
 trials' runs created, not trained), ``cell.logging`` (a run's metrics
 logged, not yet terminal), ``report.log`` (a report's files being logged to the store).
 """

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable
 
 from harness import errors, failpoints
+from harness.cellindex import for_store
 from harness.claims import FlockClaims, cell_key
 from harness.collect import Collected
 from harness.errors import HarnessError, Interrupted
@@ -158,20 +159,28 @@ def execute(
     hyp = col.hypothesis
     counts = {"trained": 0, "finished": 0, "diverged": 0, "claimed": 0, "done": 0}
     claims = claims if claims is not None else FlockClaims(store.root)
+    index = for_store(store, claims)  # the finished-cell index (harness.cellindex), or None
+    level, stratum = job.variant.level, job.variant.stratum
     with claims.cells(reg.version, job.variant, job.seeds) as held:
         counts["claimed"] = len(job.seeds) - len(held)
-        # Re-read after claiming: another process may have finished these cells meanwhile.
-        status = cell_status(store, col.id, reg.version, job.variant)
-        seeds = []
+        # Re-read after claiming: another process may have finished these cells meanwhile. The
+        # store itself, never the index: a cell that ended without the index knowing is found
+        # here (and recorded), so the index can cost a plan, never a second training.
+        status = cell_status(store, col.id, reg.version, job.variant, seeds=held)
+        seeds, known = [], []
         for s in held:
-            runs = status.get((job.variant.level, job.variant.stratum, s), [])
+            runs = status.get((level, stratum, s), [])
             if any(r.status in FINISHED_STATUSES for r in runs):
                 counts["done"] += 1
+                r = next(r for r in runs if r.status in FINISHED_STATUSES)
+                known.append((level, stratum, s, r.run_id, r.status))
                 continue
             for r in runs:  # RUNNING under our claim: its process died
                 if r.status == "RUNNING":
                     store.kill(r.run_id)
             seeds.append(s)
+        if index is not None and known:
+            index.record_quietly(col.id, reg.version, known)
         if not seeds:
             return counts
         dev = engine.pick_device(device)
@@ -182,7 +191,7 @@ def execute(
         training = compute.resolve(hyp, job.variant, ds)
         size = block_size or engine.fit_block(model_cls, job.variant.model_config, training, ds, dev, len(seeds),
                                               gpu_share)
-        cells = _Cells(col, store, reg, job.variant, claims, dev, ds, model_cls, training)
+        cells = _Cells(col, store, reg, job.variant, claims, dev, ds, model_cls, training, index)
         for i in range(0, len(seeds), size):
             part = seeds[i : i + size]
             cb = None
@@ -205,6 +214,7 @@ class _Cells:
     ds: object
     model_cls: type
     training: object
+    index: object = None  # the finished-cell index (harness.cellindex), or None
     params: dict = dataclasses.field(default_factory=dict)
     tags: dict = dataclasses.field(default_factory=dict)
 
@@ -234,6 +244,7 @@ class _Cells:
         col, store, reg, variant, claims, ds, model_cls = (self.col, self.store, self.reg, self.variant, self.claims,
                                                            self.ds, self.model_cls)
         hyp, training, params = col.hypothesis, self.training, self.params
+        index, level, stratum = self.index, variant.level, variant.stratum
         tags = {**self.tags, "block_size": len(seeds)}
         run_ids: dict[int, str] = {}
         ended: set[int] = set()
@@ -241,6 +252,8 @@ class _Cells:
         try:
             for s in seeds:
                 run_ids[s] = store.start_cell(reg, col.id, variant, s, params, tags)
+            if index is not None:  # before any run can be terminal: a crash after MLflow's write leaves a row to re-verify
+                index.record(col.id, reg.version, [(level, stratum, s, rid, "RUNNING") for s, rid in run_ids.items()])
             failpoints.hit("cell.started")
             scored = sample_metrics.wanted(hyp)
             if scored:  # enough samples for the metrics; the grid shows the first 64
@@ -266,6 +279,10 @@ class _Cells:
                                          steps=training.steps, declared_budgets=self.declared_budgets,
                                          flops_per_step=self.cost.flops_per_step or None)
                 ended.add(res.seed)
+                failpoints.hit("cell.ended")
+                if index is not None:  # after MLflow holds the status, never before
+                    index.record_quietly(col.id, reg.version, [(level, stratum, res.seed, run_ids[res.seed],
+                                                                res.status if ours else "KILLED")])
                 if not ours:  # the lease was lost (heartbeat cut off): the new claimant trains the cell
                     counts["lost"] = counts.get("lost", 0) + 1
                     continue

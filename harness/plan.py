@@ -41,20 +41,28 @@ class RunSummary:
 
 
 
-def cell_status(store, hyp_id: str, version: str, variant: Variant | None = None) -> dict[tuple[str, str, int], list]:
+def cell_status(store, hyp_id: str, version: str, variant: Variant | None = None,
+                index=None, seeds=None) -> dict[tuple[str, str, int], list]:
     """(level, stratum, seed) -> its runs (CellRun); one query (:meth:`Store.cell_index`),
-    of one variant's cells when ``variant`` is given."""
+    of one variant's cells when ``variant`` is given (at least those of ``seeds``, when given:
+    a tracking server is then asked for those seeds only). With ``index`` (a
+    :class:`harness.cellindex.CellIndex`: a tracking-server store with ``--db``) the version's
+    cells come from the finished-cell index instead, its unsure rows re-verified in the store."""
     out: dict[tuple[str, str, int], list] = {}
-    for r in store.cell_index(hyp_id, version, variant):
+    rows = index.cell_runs(store, hyp_id, version) if index is not None and variant is None else \
+        store.cell_index(hyp_id, version, variant, seeds)
+    for r in rows:
         out.setdefault((r.variant, r.stratum, r.seed), []).append(r)
     return out
 
 
 def plan(
     col: Collected, store, version: str, n_seeds: int | None = None,
-    block_size: int | Callable[[Variant], int] | None = None, variants: list[Variant] | None = None,
+    block_size: int | Callable[[Variant], int] | None = None, variants: list[Variant] | None = None, index=None,
 ):
     """(jobs still to train, number of cells already done).
+
+    ``index``: the finished-cell index to read instead of the store (:func:`cell_status`).
 
     ``block_size``: seeds per block, or a function of the variant giving it (the driver passes
     :func:`harness.engine.variant_block_size`: free GPU memory on CUDA, a fixed cap on CPU);
@@ -62,7 +70,7 @@ def plan(
     """
     hyp = col.hypothesis
     n_seeds = hyp.seeds if n_seeds is None else n_seeds
-    status = cell_status(store, col.id, version)
+    status = cell_status(store, col.id, version, index=index)
     jobs, done = [], 0
     for v in hyp.variants if variants is None else variants:
         todo = []

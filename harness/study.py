@@ -18,12 +18,13 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from harness.cellindex import for_store
 from harness.claims import FlockClaims, tuning_key
 from harness.collect import Collected
 from harness.errors import RunError
 from harness.hypothesis import Sequential, Variant
 from harness.jobs import interruptible, pilot_n
-from harness.plan import Job, RunSummary, check_seeds, plan, tuned_changes
+from harness.plan import Job, RunSummary, check_seeds, declared, plan, tuned_changes
 
 
 @interruptible
@@ -91,13 +92,15 @@ def run_study(
     state = {"completed": 0.0}
 
     on_worker = block_size is None and executor.worker_sizes_blocks  # each worker sizes its own blocks
+    index = for_store(store, claims)  # an http:// store with --db: the finished-cell index (harness.cellindex)
 
     def make_specs():
         if on_worker:  # a variant's cells per job, spread over the executor's slots; never sized here
-            jobs, done = plan(col, store, reg.version, n_seeds, job_cells(), variants=variants)
+            jobs, done = plan(col, store, reg.version, n_seeds, job_cells(), variants=variants, index=index)
             jobs = spread(jobs, executor.slots())
         else:
-            jobs, done = plan(col, store, reg.version, n_seeds, block_size or _auto_block(col, device), variants=variants)
+            jobs, done = plan(col, store, reg.version, n_seeds, block_size or _auto_block(col, device), variants=variants,
+                              index=index)
         nonlocal first
         if first:
             summary.already_done = done
@@ -119,6 +122,8 @@ def run_study(
         return specs, waiting
 
     def absorb(spec: dict, c: dict) -> None:
+        if index is not None and c["done"]:  # planned, but found ended by the worker: tell the index
+            index.learn(store, col.id, reg.version, declared(col, spec["level"], spec["stratum"]), spec["seeds"])
         summary.trained += c["trained"]
         summary.finished += c["finished"]
         summary.diverged += c["diverged"]

@@ -8,12 +8,9 @@ final metrics, metric histories (logged in batches), a sample grid and provenanc
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import os
-import socket
 import sqlite3
 import tempfile
 import time
@@ -23,46 +20,28 @@ from pathlib import Path
 
 from harness import failpoints
 from harness.errors import StoreError, translate
+from harness.store_location import (  # noqa: F401  (resolve_uri, local_root: imported from here too)
+    ENV_STORE,
+    flock,
+    local_root,
+    probe_server,
+    refuse_if_lost,
+    resolve_uri,
+)
 
-ENV_STORE = "HARNESS_STORE"
-DEFAULT_DB = Path("runs") / "mlflow.db"
 T = "harness."  # tag prefix
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 # MLflow's HTTP defaults (7 retries, exponential backoff, 120 s timeout) would make an
 # unreachable tracking server take minutes to fail; a user who wants them sets the variables.
-# A TCP probe (PROBE_SECONDS) answers "is it there at all" before anything else; after that, a
+# A TCP probe (store_location.PROBE_SECONDS) answers "is it there at all" before anything else; after that, a
 # server restarting mid-study is retried with backoff (2, 4, 8, 16, 32 s: about a minute).
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "6")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-PROBE_SECONDS = 5.0  # a TCP connect to the tracking server before anything else
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # mlflow is imported inside Store (2-3 s): `harness check` and `harness new` never pay for it.
-
-
-def resolve_uri(store: str | None = None) -> str:
-    """``--store`` > ``$HARNESS_STORE`` > ``sqlite:///<cwd>/runs/mlflow.db`` (absolute)."""
-    uri = store or os.environ.get(ENV_STORE)
-    if not uri:
-        return f"sqlite:///{(Path.cwd() / DEFAULT_DB).resolve()}"
-    if "://" not in uri:
-        p = Path(uri)
-        # A regular file is the database itself (refused later when it is not one), never a
-        # directory to create mlflow.db under.
-        p = p if p.suffix == ".db" or p.is_file() else p / "mlflow.db"
-        return f"sqlite:///{p.resolve()}"
-    from harness.redact import from_environment
-
-    return from_environment(uri)  # a password given as *** comes from $PGPASSWORD / $MLFLOW_TRACKING_PASSWORD
-
-
-def local_root(uri: str) -> Path:
-    """The directory beside a sqlite store (artifacts, claims, reports); ./runs otherwise."""
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///") :]).parent
-    return Path.cwd() / "runs"
 
 
 @dataclass
@@ -111,7 +90,7 @@ class Store:
         if self.uri.startswith("sqlite:///"):
             self._prepare_sqlite(Path(self.uri[len("sqlite:///") :]), given, create)
         elif self.uri.startswith(("http://", "https://")):
-            _probe(self.uri)
+            probe_server(self.uri)
         from mlflow.tracking import MlflowClient
 
         try:
@@ -152,7 +131,7 @@ class Store:
                 raise StoreError(f"{given}: the store directory {db.parent} is read-only\n"
                                  "  hint: make it writable, or point --store at a writable directory")
             return
-        _refuse_if_lost(db, given, state)
+        refuse_if_lost(db, given, state)
         if not create and state == "absent":
             raise StoreError(
                 f"{given}: no tracking store at {db}\n"
@@ -160,11 +139,11 @@ class Store:
             )
         try:
             db.parent.mkdir(parents=True, exist_ok=True)
-            with _flock(db.with_name(db.name + ".lock")):
+            with flock(db.with_name(db.name + ".lock")):
                 state = _inspect_sqlite(db, given)  # another process may have created it meanwhile
                 if state == "ok":
                     return
-                _refuse_if_lost(db, given, state)
+                refuse_if_lost(db, given, state)
                 if state.startswith("half"):
                     aside = db.with_name(f"{db.name}.half-created-{int(time.time())}")
                     os.replace(db, aside)
@@ -297,18 +276,24 @@ class Store:
             return []
         return self._search(exp, f"tags.`{T}kind` = 'run' and tags.`{T}version` = '{version}'")
 
-    def cell_index(self, hyp_id: str, version: str, variant=None) -> list[CellRun]:
+    def cell_index(self, hyp_id: str, version: str, variant=None, seeds=None) -> list[CellRun]:
         """Every child run of one version as (run_id, status, variant, stratum, seed): the tags that
         identify a cell and nothing else (only ``variant``'s, a Variant, when given). On a database store one SQL query over ``runs`` and
         ``tags`` (the tags' primary key (key, run_uuid) serves each join); a tracking server
-        offers no such projection, so there it is a paginated ``search_runs``."""
+        offers no such projection, so there it is a paginated ``search_runs`` (with ``variant``
+        and ``seeds``, a worker's re-read of its block: one search per seed, an integer and so
+        safe in a filter, where a level may hold any character; planning on a server store with
+        ``--db`` reads :mod:`harness.cellindex` instead)."""
         exp = self.experiment_id(hyp_id, create=False)
         if exp is None:
             return []
         engine = getattr(getattr(getattr(self.client, "_tracking_client", None), "store", None), "engine", None)
         if engine is None:
+            runs = self.cell_runs(hyp_id, version) if variant is None or seeds is None else [
+                r for s in dict.fromkeys(int(s) for s in seeds)
+                for r in self._search(exp, f"tags.`{T}kind` = 'run' and tags.`{T}version` = '{version}' and tags.`{T}seed` = '{s}'")]
             rows = [CellRun(r.info.run_id, r.info.status, r.data.tags[f"{T}variant"], r.data.tags[f"{T}stratum"],
-                            int(r.data.tags[f"{T}seed"])) for r in self.cell_runs(hyp_id, version)]
+                            int(r.data.tags[f"{T}seed"])) for r in runs]
             return [r for r in rows if variant is None or (r.variant, r.stratum) == (variant.level, variant.stratum)]
         import sqlalchemy as sa
 
@@ -327,6 +312,17 @@ class Store:
         with engine.connect() as con:
             rows = con.execute(sql, args).fetchall()
         return [CellRun(rid, status, level, stratum, int(seed)) for rid, status, level, stratum, seed in rows]
+
+    def run_statuses(self, hyp_id: str, run_ids) -> dict[str, str]:
+        """{run id: status} of those of ``run_ids`` that ``hyp_id``'s experiment holds (active):
+        one ``search_runs`` by run id per 100 (how :mod:`harness.cellindex` re-verifies rows)."""
+        exp = self.experiment_id(hyp_id, create=False)
+        ids = [r for r in dict.fromkeys(run_ids) if r.replace("-", "").isalnum()]  # MLflow's ids: hex
+        out: dict[str, str] = {}
+        for i in range(0, len(ids) if exp is not None else 0, 100):
+            quoted = ", ".join(f"'{r}'" for r in ids[i : i + 100])
+            out.update((r.info.run_id, r.info.status) for r in self._search(exp, f"attributes.run_id IN ({quoted})"))
+        return out
 
     def start_cell(self, reg: Registration, hyp_id: str, variant, seed: int, params: dict, tags: dict) -> str:
         key = cell_key(reg.version, variant.level, variant.stratum, seed)
@@ -488,16 +484,6 @@ class Store:
                 return out
 
 
-@contextlib.contextmanager
-def _flock(path: Path):
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing drops the lock
-
-
 def _inspect_sqlite(db: Path, given: str) -> str:
     """'absent', 'empty' (0 bytes), 'ok', or 'half: why' (schema not complete). A file that is
     not an sqlite database, or is malformed, is refused here, before MLflow retries on it."""
@@ -546,47 +532,6 @@ def _inspect_sqlite(db: Path, given: str) -> str:
                 else "restore it from a backup; it holds runs, so the harness will not recreate it")
         raise StoreError(f"{given}: {db} holds {runs} runs but its schema is incomplete ({why})\n  hint: {hint}")
     return f"half: {why}"
-
-
-def _refuse_if_lost(db: Path, given: str, state: str) -> None:
-    """A missing or empty mlflow.db beside a store's artifacts, claims or reports is a lost
-    database, not a new store: refuse, naming what looks lost."""
-    if state not in ("absent", "empty"):
-        return
-    if state == "absent" and any(p.suffix == ".db" for p in db.parent.glob("*.db")):
-        return  # a second database in the same folder: what is beside may be its own
-    found = []
-    for sub in ("artifacts", "claims", "reports"):
-        d = db.parent / sub
-        if d.is_dir():
-            names = sorted(p.name for p in d.iterdir())
-            if names:
-                found.append(f"{d}/ ({len(names)} entries: {', '.join(names[:5])}{', ...' if len(names) > 5 else ''})")
-    if found:
-        what = "is empty (0 bytes)" if state == "empty" else "is missing"
-        raise StoreError(
-            f"{given}: {db} {what}, but the store it belonged to is still beside it: "
-            + "; ".join(found) + "\n"
-            "  hint: the database looks lost: restore mlflow.db from a backup; to start a new store "
-            "instead, point --store at a new directory (or move those folders away)"
-        )
-
-
-def _probe(uri: str) -> None:
-    """Fail in seconds, not minutes of MLflow's retries, when the tracking server is unreachable."""
-    from urllib.parse import urlsplit
-
-    from harness.redact import redact
-
-    u = urlsplit(uri)
-    host, port = u.hostname or "localhost", u.port or (443 if u.scheme == "https" else 80)
-    try:
-        socket.create_connection((host, port), timeout=PROBE_SECONDS).close()
-    except OSError as exc:
-        raise StoreError(
-            f"--store {redact(uri)}: cannot reach the tracking server at {host}:{port} ({exc.strerror or exc})\n"
-            f"  hint: start it (e.g. `mlflow server --host {host} --port {port}`) or fix the URI"
-        ) from None
 
 
 def cell_key(version: str, level: str, stratum: str, seed: int) -> str:
