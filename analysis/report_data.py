@@ -161,7 +161,7 @@ def build_report_data(hypothesis_id: str, st, version: str | None = None, seed: 
             "histories": history_plot(histories),
         }
         budgets = budget_section(by_budget, verdict, prediction, decl, factor, units,
-                                 prediction.metric in runs.pop("higher"), histories)
+                                 prediction.metric in runs["higher"], histories)
         across = _aggregate_section(frame, prediction, levels, seed)
         if across is not None:
             figures["profiles"] = profile_plot(across.pop("profiles"), factor, across["confidence"])
@@ -181,7 +181,9 @@ def build_report_data(hypothesis_id: str, st, version: str | None = None, seed: 
     from analysis import tuning as tuning_report
 
     # analysis.tuning escapes "$" itself, so its figure is drawn with mathtext on
-    tuning = tuning_report.section(st, hypothesis_id, reg, levels, _png)
+    # tuned towards the metric's own better (harness.tuning.tuning_direction), as its curve shows
+    tuning = tuning_report.section(st, hypothesis_id, reg, levels, _png,
+                                   higher=prediction.metric in runs.pop("higher"))
     return ReportData(
         id=hypothesis_id, reg=reg, decl=decl, prediction=prediction,
         prediction_sentence=prediction.sentence(named[0], ", ".join(named[1:])),

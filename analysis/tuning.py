@@ -127,13 +127,19 @@ def edge_warnings(best_params: dict, space: dict) -> list[str]:
     return out
 
 
-def section(st, hypothesis_id: str, reg, levels: list[str], png) -> dict | None:
-    """The report's tuning section (None when the declaration has no tuning)."""
+def section(st, hypothesis_id: str, reg, levels: list[str], png, higher: bool | None = None) -> dict | None:
+    """The report's tuning section (None when the declaration has no tuning). ``higher``: whether
+    the metric is higher-is-better (the direction every variant was tuned in; default: the
+    catalogue's direction of the metric)."""
     decl = reg.declaration
     tuning = decl.get("tuning")
     if not tuning:
         return None
-    direction = decl["prediction"]["direction"]
+    if higher is None:
+        from harness.catalog import metric_direction
+
+        higher = metric_direction(decl["prediction"]["metric"]) == "higher"
+    direction = "higher" if higher else "lower"
     trials = load_trials(st, hypothesis_id, reg)
     import tempfile
     from pathlib import Path

@@ -130,6 +130,17 @@ def trial_seeds(tuning, number: int) -> list[int]:
     return [TUNING_SEED_BASE + number * k + j for j in range(k)]
 
 
+def tuning_direction(hyp, variant: Variant) -> str:
+    """The direction a variant is tuned in: its metric's own "better" ("lower" or "higher"; the
+    model's ``higher_is_better``, else the catalogue's), never the prediction's direction. A
+    prediction that the treatment is *worse* ("the GAN's recall is lower") must not tune either
+    arm towards the worse value: that would make the claim win by construction."""
+    from harness.catalog import metric_direction
+    from harness.registry import MODELS
+
+    return metric_direction(hyp.prediction.metric, MODELS.get(variant.model))
+
+
 def _objective(metrics: list[dict], metric: str, direction: str) -> tuple[float, bool]:
     """The trial's score: the mean of its seeds' validation metric; the worst value if any diverged."""
     vals = [m.get(metric, math.nan) for m in metrics]
@@ -179,7 +190,8 @@ def tune_variant(
     hyp = col.hypothesis
     tuning = hyp.tuning
     pred = hyp.prediction
-    direction = "minimize" if pred.direction == "lower" else "maximize"
+    better = tuning_direction(hyp, variant)  # the metric's own better, not the prediction's direction
+    direction = "minimize" if better == "lower" else "maximize"
     name = study_name(col.id, reg.version, variant)
     dists = {k: d.optuna() for k, d in sorted(tuning.space.items())}
     from harness.claims import FlockClaims, tuning_key
@@ -202,7 +214,7 @@ def tune_variant(
             ended = [r for r in rs if r.info.status in FINISHED_STATUSES]
             if len(ended) == tuning.seeds_per_trial:
                 value, diverged = _objective(
-                    [{pred.metric: r.data.metrics.get(pred.metric, math.nan)} for r in ended], pred.metric, pred.direction
+                    [{pred.metric: r.data.metrics.get(pred.metric, math.nan)} for r in ended], pred.metric, better
                 )
                 study._storage.set_trial_user_attr(t._trial_id, "diverged", diverged)
                 study.tell(t.number, value)
@@ -314,7 +326,7 @@ def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored,
         if still_ours is not None and not still_ours():
             return -1
         for trial, _tv in members:
-            value, diverged = _objective(per_trial[trial.number], pred.metric, pred.direction)
+            value, diverged = _objective(per_trial[trial.number], pred.metric, tuning_direction(hyp, variant))
             trial.set_user_attr("diverged", diverged)
             study.tell(trial, value)
     except BaseException as exc:  # noqa: BLE001  (re-raised: no run and no trial may stay RUNNING)
@@ -326,7 +338,7 @@ def _train_trials(col, store, reg, variant, members, ds, model_cls, dev, scored,
             try:
                 done = per_trial.get(trial.number, [])
                 if len(done) == tuning.seeds_per_trial:  # its runs all ended: a result, keep it
-                    study.tell(trial, _objective(done, pred.metric, pred.direction)[0], skip_if_finished=True)
+                    study.tell(trial, _objective(done, pred.metric, tuning_direction(hyp, variant))[0], skip_if_finished=True)
                 else:
                     study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             except Exception:  # noqa: BLE001  (best effort: the next run fails them under its lock)
@@ -364,7 +376,7 @@ def _best(hyp, variant: Variant, study, busy: bool = False) -> Tuned:
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
     if not done:
         return Tuned(variant, None, None, {}, 0, busy=busy)
-    sign = 1 if hyp.prediction.direction == "lower" else -1
+    sign = 1 if tuning_direction(hyp, variant) == "lower" else -1
     # Ties (and an all-diverged study) resolve to the lowest trial number: deterministic.
     best = min(done, key=lambda t: (sign * t.value if math.isfinite(t.value) else math.inf, t.number))
     return Tuned(hyp.tuned_variant(variant, best.params), best.number, best.value, dict(best.params), len(done), busy=busy)

@@ -392,3 +392,32 @@ def test_an_exception_in_a_trial_is_the_users_error_and_leaves_nothing_running(p
     assert trials and all(r.info.status == "KILLED" for r in trials)
     counts = _optuna_counts(st.root, col.id, reg.version)
     assert all(set(c) == {"FAIL"} for c in counts.values()), counts
+
+
+def test_a_prediction_of_worse_still_tunes_every_arm_towards_the_metrics_better(project, cli):
+    """A prediction that the treatment is worse (direction opposite to the metric's own better:
+    "the GAN's recall is lower") must not tune the arms towards the worse value, or the claim wins
+    by construction (found in gan_drops_modes, whose tuning picked a collapsed GAN, recall 0).
+    Every variant is tuned towards its metric's better; the best trial is the best by that."""
+    import optuna
+
+    from harness import tuning
+    from harness.collect import collect
+    from harness.registration import current_registration
+    from harness.tracking import Store
+
+    f = write(project / "hypotheses" / "worse.py",
+              TUNED.format(dataset="ds_worse", trials=4, training=TINY_TRAINING)
+              .replace('direction="lower"', 'direction="higher"'))
+    res = cli("run", f)
+    assert res.exit_code == 0, res.output
+    st = Store(None)
+    col = collect(f)
+    reg = current_registration(col, st)
+    storage = tuning.storage(None, st.root)
+    for v in col.hypothesis.variants:
+        assert tuning.tuning_direction(col.hypothesis, v) == "lower"  # neg_elbo: lower is better
+        study = optuna.load_study(study_name=tuning.study_name(col.id, reg.version, v), storage=storage)
+        assert study.direction == optuna.study.StudyDirection.MINIMIZE
+        values = [t.value for t in study.trials if t.value is not None]
+        assert study.best_trial.value == min(values) and len(set(values)) > 1
