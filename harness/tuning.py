@@ -8,7 +8,7 @@ random numbers): neither arm can win by drawing luckier hyper-parameters.
 A trial trains ``seeds_per_trial`` seeds (numbered from ``TUNING_SEED_BASE``: never a
 confirmatory seed) on the training split minus the fixed validation split
 (:func:`harness.data.validation_view`) and is scored on that validation split by the
-prediction's metric, in its direction; the test split is never loaded into a trial. Trials are
+prediction's metric, in the metric's own better direction; the test split is never loaded into a trial. Trials are
 asked from Optuna several at once (ask/tell) and trained as the members of one stacked block,
 each member with its own hyper-parameters (``engine.train_block(members=...)``); trials whose
 values change shapes are grouped by :func:`harness.engine.stack_key` into separate blocks.
