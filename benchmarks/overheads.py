@@ -126,7 +126,7 @@ def step(self, *a, **k):
     return orig_step(self, *a, **k)
 E._Block.__init__, E._Block.step = init, step
 # Where the time before the first step goes: wrap the phases of `harness run`.
-import functools, harness.study as st, harness.tracking as tr, harness.data as hd
+import functools, harness.registration as rg, harness.jobs as jb, harness.study as st, harness.tracking as tr, harness.data as hd
 def timed(owner, name, label):
     fn = getattr(owner, name)
     @functools.wraps(fn)
@@ -138,9 +138,9 @@ def timed(owner, name, label):
             marks[label] = marks.get(label, 0.0) + time.time() - t
     setattr(owner, name, wrapper)
 timed(tr.Store, "__init__", "t_store_open")
-timed(st, "register", "t_register")
+timed(rg, "register", "t_register")
 timed(st, "plan", "t_plan")
-timed(st, "cell_status", "t_store_reads")
+timed(jb, "cell_status", "t_store_reads")
 timed(tr.Store, "start_cell", "t_start_cells")
 timed(hd, "load", "t_data_load")
 app(sys.argv[1:])
